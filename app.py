@@ -1,0 +1,70 @@
+"""The app factory: builds the Flask app from configuration. Nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from wechat.sim.cli import wechat_sim_command
+
+import campaigns
+import members
+from config import load_settings, validate
+from config.dev_secrets import load_or_create
+from core import errors, health, jobs, kv, logs
+from core.db import db, migrate
+from core.worker import worker_command
+from wechat import callback, clients
+
+log = logging.getLogger(__name__)
+MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app for APP_ENV (or ``overrides['APP_ENV']``) with ``overrides`` applied."""
+    app = Flask(__name__, instance_relative_config=True)
+    settings = load_settings(overrides=overrides)
+    _fill_dev_defaults(app, settings)
+    validate(settings)
+    app.config.update(settings)
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
+
+    logs.init_app(app)
+    errors.init_app(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS)
+    kv.init_app(app)
+    jobs.init_app(app)
+    clients.init_app(app)
+    callback.init_app(app)
+    members.init_app(app)
+    campaigns.init_app(app)
+
+    app.register_blueprint(health.bp)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(wechat_sim_command)
+    if app.config["AUTO_MIGRATE"]:
+        _upgrade_schema(app)
+    return app
+
+
+def _fill_dev_defaults(app: Flask, settings: dict[str, Any]) -> None:
+    """Outside production, empty secrets and database get per-instance defaults."""
+    if settings["APP_ENV"] == "production":
+        return
+    if not settings["DATABASE_URL"]:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        settings["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'cobrand.db'}"
+    generated = load_or_create(app.instance_path)
+    for key, value in generated.items():
+        settings[key] = settings[key] or value
+
+
+def _upgrade_schema(app: Flask) -> None:
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)

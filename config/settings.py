@@ -1,0 +1,106 @@
+"""Settings: defaults that run with nothing set, environment overrides, profiles.
+
+Every value the code reads lives here. A profile is a dict of defaults; the
+environment overrides any key it names (typed by the default's type), and
+explicit overrides passed to ``create_app`` win over both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+# Values that only make sense on a developer's machine or against the simulator.
+# Production refuses every one of them (see config/validation.py).
+DEV_PLACEHOLDERS: dict[str, str] = {
+    "WECHAT_APP_ID": "wxdev0000000000oa",
+    "WECHAT_APP_SECRET": "dev-oa-secret",
+    "WECHAT_TOKEN": "devtoken",
+    "WECHAT_AES_KEY": "devAesKey0devAesKey0devAesKey0devAesKey0abc",
+    "WECHAT_ORIGINAL_ID": "gh_dev000000000",
+    "MINIAPP_APP_ID": "wxdev0000000000mp",
+    "MINIAPP_APP_SECRET": "dev-mp-secret",
+    "WECHAT_TXN_TEMPLATE_ID": "dev-txn-template",
+    "TXN_FEED_SECRET": "dev-feed-secret",
+}
+
+DEFAULT_HELP_TEXT = (
+    "您好，这里是联名借记卡服务号。回复“积分”查询积分，回复“绑卡”绑定银行卡，"
+    "回复“客服”联系人工客服。"
+)
+
+BASE: dict[str, Any] = {
+    "APP_ENV": "development",
+    "DATABASE_URL": "",  # empty: SQLite file under instance/
+    "REDIS_URL": "",  # empty: embedded single-process mode
+    "SECRET_KEY": "",  # empty: generated once per dev instance
+    "DATA_ENCRYPTION_KEY": "",
+    **DEV_PLACEHOLDERS,
+    "WECHAT_API_BASE": "https://api.weixin.qq.com",
+    "WECHAT_MP_BASE": "https://mp.weixin.qq.com",
+    "WECHAT_OPEN_BASE": "https://open.weixin.qq.com",
+    "SMS_GATEWAY_URL": "",
+    # WeChat client behaviour
+    "WECHAT_HTTP_TIMEOUT": 5.0,
+    "WECHAT_RETRY_ATTEMPTS": 3,  # attempts for -1 / HTTP 5xx / timeouts
+    "WECHAT_RETRY_BASE_DELAY": 0.2,  # seconds; doubled each attempt, full jitter
+    "WECHAT_TOKEN_MARGIN": 120,  # refresh this many seconds before WeChat's expiry
+    "WECHAT_TOKEN_LOCK_TIMEOUT": 10.0,
+    # callback
+    "CALLBACK_MAX_BYTES": 64 * 1024,
+    "CALLBACK_TIMESTAMP_WINDOW": 300,  # seconds a signed callback stays acceptable
+    "CALLBACK_DEDUPE_TTL": 900,  # > window + WeChat's retry span, so no replay slips through
+    "CALLBACK_RETRY_WAIT": 4.0,  # a retry waits this long for the first delivery's reply
+    "WECHAT_KEYWORD_REPLIES": {},  # {"keyword": "reply text"}, exact match after strip
+    "WECHAT_MENU_REPLIES": {},  # {"EVENT_KEY": "reply text"}
+    "WECHAT_HELP_TEXT": DEFAULT_HELP_TEXT,
+    # jobs
+    "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
+    "JOBS_EMBEDDED_THREADS": 4,
+    "RQ_QUEUES": ["default"],
+    # operations
+    "LOG_LEVEL": "INFO",
+    "AUTO_MIGRATE": True,
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    "TRUSTED_PROXIES": [],
+}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "development": {},
+    "test": {"APP_ENV": "test", "JOBS_EAGER": True, "LOG_LEVEL": "WARNING"},
+    "production": {"APP_ENV": "production", "AUTO_MIGRATE": False},
+}
+
+
+def _coerce(raw: str, default: Any) -> Any:
+    """Type an environment string like the default it replaces."""
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, (list, dict)):
+        return json.loads(raw)
+    return raw
+
+
+def load_settings(
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Build the settings for ``profile`` (default: ``APP_ENV`` or development)."""
+    env = os.environ if environ is None else environ
+    name = profile or (overrides or {}).get("APP_ENV") or env.get("APP_ENV") or "development"
+    if name not in PROFILES:
+        raise ValueError(f"unknown APP_ENV {name!r}; expected one of {sorted(PROFILES)}")
+    settings = {**BASE, **PROFILES[name]}
+    for key, default in list(settings.items()):
+        if key in env and key != "APP_ENV":
+            settings[key] = _coerce(env[key], default)
+    settings.update(overrides or {})
+    settings["APP_ENV"] = name
+    return settings

@@ -1,0 +1,1 @@
+"""Infrastructure every feature package shares: database, Redis, jobs, logs, metrics, errors."""

@@ -1,0 +1,71 @@
+"""JSON logs carrying the request id (or job id) of the work that wrote them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from flask import Flask, Response, request
+from pythonjsonlogger.json import JsonFormatter
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+_INBOUND_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.job_id = job_id.get()
+        return True
+
+
+def configure(level: str) -> None:
+    """One JSON handler on the root logger; idempotent across app instances."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if any(getattr(h, "_json_handler", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler._json_handler = True
+    handler.addFilter(_ContextFilter())
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}{request_id}{job_id}",
+            style="{",
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+        )
+    )
+    root.addHandler(handler)
+
+
+@contextlib.contextmanager
+def job_context(value: str) -> Iterator[None]:
+    """Tag every log line written inside with ``job_id``."""
+    token = job_id.set(value)
+    try:
+        yield
+    finally:
+        job_id.reset(token)
+
+
+def _begin_request() -> None:
+    inbound = request.headers.get("X-Request-Id", "")
+    request_id.set(inbound if _INBOUND_ID.match(inbound) else uuid.uuid4().hex)
+
+
+def _tag_response(response: Response) -> Response:
+    response.headers["X-Request-Id"] = request_id.get() or ""
+    return response
+
+
+def init_app(app: Flask) -> None:
+    configure(app.config["LOG_LEVEL"])
+    app.before_request(_begin_request)
+    app.after_request(_tag_response)

@@ -1,0 +1,55 @@
+"""Prometheus metrics. Under gunicorn set PROMETHEUS_MULTIPROC_DIR so /metrics sums workers."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+CALLBACKS = Counter(
+    "wechat_callbacks_total", "Official-account callbacks by message type and outcome",
+    ["type", "outcome"],
+)
+WECHAT_CALLS = Counter(
+    "wechat_api_calls_total", "Calls to WeChat's server API by endpoint and errcode",
+    ["endpoint", "errcode"],
+)
+WECHAT_CALL_SECONDS = Histogram(
+    "wechat_api_call_seconds", "Duration of calls to WeChat's server API", ["endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TOKEN_REFRESHES = Counter(
+    "wechat_token_refreshes_total", "Access tokens fetched from WeChat", ["app"],
+)
+
+
+class _QueueDepth:
+    def __init__(self, depth: dict[str, int]) -> None:
+        self.depth = depth
+
+    def collect(self):
+        family = GaugeMetricFamily("job_queue_depth", "Jobs waiting per queue", labels=["queue"])
+        for name, count in self.depth.items():
+            family.add_metric([name], count)
+        yield family
+
+
+def exposition(queue_depth: dict[str, int]) -> tuple[bytes, str]:
+    """The metrics page: this process (or all workers in multiprocess mode) plus queue depth."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    queues = CollectorRegistry()
+    queues.register(_QueueDepth(queue_depth))
+    return generate_latest(registry) + generate_latest(queues), CONTENT_TYPE_LATEST

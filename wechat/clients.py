@@ -1,0 +1,34 @@
+"""One client per WeChat app (official account, mini-program) per process."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from wechat.client import WeChatAPIClient
+from wechat.transport import build_session
+
+
+def init_app(app: Flask) -> None:
+    config = app.config
+    http = build_session(config)
+    redis = app.extensions["redis"]
+    app.extensions["wechat.clients"] = {
+        "official_account": WeChatAPIClient(
+            config["WECHAT_APP_ID"], config["WECHAT_APP_SECRET"],
+            redis=redis, http=http, config=config,
+        ),
+        "mini_program": WeChatAPIClient(
+            config["MINIAPP_APP_ID"], config["MINIAPP_APP_SECRET"],
+            redis=redis, http=http, config=config,
+        ),
+    }
+
+
+def official_account() -> WeChatAPIClient:
+    """The service account's client."""
+    return current_app.extensions["wechat.clients"]["official_account"]
+
+
+def mini_program() -> WeChatAPIClient:
+    """The mini-program's client."""
+    return current_app.extensions["wechat.clients"]["mini_program"]

@@ -1,0 +1,58 @@
+"""The dispatch table: feature packages register handlers by message kind.
+
+Kinds are wechatpy's message types ('text', 'image', 'voice', 'video',
+'shortvideo', 'location', 'link') and 'event:' + the event name in lower case
+('event:subscribe', 'event:subscribe_scan', 'event:unsubscribe', 'event:scan',
+'event:click', 'event:view', 'event:templatesendjobfinish', ...). Handlers of a
+kind run in registration order; the first reply a handler returns is the
+answer, and later handlers still run for their side effects.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from flask import Flask, current_app
+
+from wechat.inbound import Inbound
+from wechat.replies import Reply
+
+Handler = Callable[[Inbound], Reply]
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+
+    def on(self, *kinds: str) -> Callable[[Handler], Handler]:
+        """Decorator registering a handler for one or more kinds."""
+
+        def register(handler: Handler) -> Handler:
+            for kind in kinds:
+                self._handlers[kind].append(handler)
+            return handler
+
+        return register
+
+    def dispatch(self, inbound: Inbound) -> Reply:
+        reply: Reply = None
+        for handler in self._handlers.get(inbound.kind, ()):
+            answer = handler(inbound)
+            if reply is None:
+                reply = answer
+        return reply
+
+    def handles(self, kind: str) -> bool:
+        return kind in self._handlers
+
+
+def init_app(app: Flask) -> Dispatcher:
+    dispatcher = Dispatcher()
+    app.extensions["wechat.dispatcher"] = dispatcher
+    return dispatcher
+
+
+def get_dispatcher(app: Flask | None = None) -> Dispatcher:
+    """The app's dispatch table, for packages registering their handlers."""
+    return (app or current_app).extensions["wechat.dispatcher"]

@@ -1,0 +1,55 @@
+"""HTTP transport for every WeChat call: host redirection and a default timeout.
+
+wechatpy hard-codes WeChat's hosts in several places (the token URL, the wxa
+API object, OAuth). Rather than chase each one, the client's requests session
+gets an adapter that rewrites the WeChat hosts to the configured bases, so
+production (no rewrite) and the simulator run the very same client code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+WECHAT_HOSTS = {
+    "WECHAT_API_BASE": "https://api.weixin.qq.com",
+    "WECHAT_MP_BASE": "https://mp.weixin.qq.com",
+    "WECHAT_OPEN_BASE": "https://open.weixin.qq.com",
+}
+
+
+class WeChatAdapter(HTTPAdapter):
+    """Rewrites ``https://<wechat host>`` to a configured base and enforces a timeout."""
+
+    def __init__(self, rewrites: Mapping[str, str], timeout: float, pool_size: int = 64) -> None:
+        super().__init__(pool_connections=4, pool_maxsize=pool_size)
+        self.rewrites = {src: dst.rstrip("/") for src, dst in rewrites.items() if src != dst}
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        for src, dst in self.rewrites.items():
+            if request.url and request.url.startswith(src + "/"):
+                request.url = dst + request.url[len(src):]
+                break
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+def build_session(config: Mapping[str, Any]) -> requests.Session:
+    """A session whose WeChat calls go to the configured hosts, all with a timeout."""
+    rewrites = {default: config[key] for key, default in WECHAT_HOSTS.items()}
+    adapter = WeChatAdapter(rewrites, timeout=config["WECHAT_HTTP_TIMEOUT"])
+    session = requests.Session()
+    # Every https and http call through this session gets the timeout; WeChat hosts are rewritten.
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def configured_url(config: Mapping[str, Any], key: str, path: str) -> str:
+    """Absolute URL under the configured base ``key`` (e.g. WECHAT_MP_BASE)."""
+    return config[key].rstrip("/") + path
