@@ -121,7 +121,10 @@ def enqueue_after_commit(func: Job, *args: Any, **kwargs: Any) -> None:
 
     A job that reads what the request writes must not start before the commit.
     """
-    db.session.info.setdefault(_AFTER_COMMIT, []).append((func, args, kwargs))
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()  # so that a rollback before any query still fires and drops the job
+    session.info.setdefault(_AFTER_COMMIT, []).append((func, args, kwargs))
 
 
 _AFTER_COMMIT = "jobs_after_commit"

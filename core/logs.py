@@ -65,7 +65,12 @@ def _tag_response(response: Response) -> Response:
     return response
 
 
+def _end_request(_exc: BaseException | None) -> None:
+    request_id.set(None)
+
+
 def init_app(app: Flask) -> None:
     configure(app.config["LOG_LEVEL"])
     app.before_request(_begin_request)
     app.after_request(_tag_response)
+    app.teardown_request(_end_request)

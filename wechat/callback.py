@@ -115,7 +115,8 @@ def _answer(inbound: Inbound) -> bytes | None:
         return b"" if stored is None else stored
     try:
         reply = render(dispatch.get_dispatcher().dispatch(inbound), inbound) or b""
-        db.session.commit()
+        if db.session().in_transaction():  # most pushes (texts, clicks) never touch the database
+            db.session.commit()
     except Exception:
         db.session.rollback()
         cache.release(inbound.dedupe_key)

@@ -92,7 +92,8 @@ class WeChatAPIClient(WeChatClient):
             token = self.tokens.get() if needs_token else None
             if token:
                 params["access_token"] = token
-            call = {**kwargs, "params": params}
+            # wechatpy adds a token to any dict of params without one; a list of pairs it leaves be.
+            call = {**kwargs, "params": params if token else list(params.items())}
             try:
                 return self._with_retries(
                     endpoint, lambda call=call: self._send(method, url_or_endpoint, call, endpoint)

@@ -1,0 +1,1 @@
+"""Reference WSGI apps the callback benchmark compares the project against."""

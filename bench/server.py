@@ -1,0 +1,128 @@
+"""Start, watch and stop a gunicorn server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import proc
+
+WORKERS = 2
+# The same for every target. No control socket: it defaults to one shared path per user.
+GUNICORN_ARGS = ("--workers", str(WORKERS), "--worker-class", "sync", "--no-control-socket")
+HOST = "127.0.0.1"
+
+
+class ServerError(RuntimeError):
+    """The server did not come up or go down as expected; the message says why."""
+
+
+@dataclass
+class Server:
+    """A running gunicorn master started by :func:`gunicorn`."""
+
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the server's combined stdout and stderr."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def workers(self) -> list[int]:
+        """Pids of the master's children (its workers)."""
+        return proc.children(self.process.pid)
+
+
+def free_port() -> int:
+    """A TCP port on HOST nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+@contextlib.contextmanager
+def gunicorn(
+    app: str, env: Mapping[str, str], cwd: Path, log: Path, boot_timeout: float = 60.0
+) -> Iterator[Server]:
+    """Run ``gunicorn -w 2 app`` on a free port until the block exits, then stop it."""
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS, "-b", f"{HOST}:{port}", app]
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # own session, so stop() can signal just this group
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(process, port, log)
+    try:
+        _wait_listening(server, boot_timeout)
+        yield server
+    finally:
+        stop(server)
+
+
+def _wait_listening(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise ServerError(
+                f"gunicorn exited with status {server.process.returncode}:\n{server.log_tail()}"
+            )
+        if port_open(server.port) and len(server.workers()) == WORKERS:
+            return
+        time.sleep(0.1)
+    raise ServerError(f"gunicorn not listening after {timeout:.0f}s:\n{server.log_tail()}")
+
+
+def stop(server: Server, timeout: float = 15.0) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it lingers, wait for the port."""
+    group = server.process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    try:
+        server.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        server.process.wait(5)
+    deadline = time.monotonic() + 10
+    while port_open(server.port):
+        if time.monotonic() > deadline:
+            raise ServerError(f"port {server.port} still open after stopping gunicorn")
+        time.sleep(0.1)
+
+
+def wait_idle(pids: list[int], timeout: float = 30.0, interval: float = 0.25) -> None:
+    """Wait until none of ``pids`` used CPU for one interval (workers done booting)."""
+    deadline = time.monotonic() + timeout
+    before = [proc.cpu_ticks(pid) for pid in pids]
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = [proc.cpu_ticks(pid) for pid in pids]
+        if now == before:
+            return
+        before = now
+    raise ServerError(f"workers {pids} still busy after {timeout:.0f}s")

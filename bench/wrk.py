@@ -1,0 +1,142 @@
+"""Drive wrk with a file of pre-signed requests and read its ``--latency`` report."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# Each thread keeps every n-th line of the request file (so no two threads send the
+# same MsgId), pre-formats them in init() and cycles through them in request().
+# done() adds a machine-readable line: completed requests, bytes read, and how many
+# times a thread ran out of fresh requests and started replaying its list.
+LUA = r"""
+local threads, next_index = {}, 0
+
+function setup(thread)
+  thread:set("thread_index", next_index)
+  next_index = next_index + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local file, thread_count = args[1], tonumber(args[2])
+  local headers = {["Content-Type"] = "text/xml"}
+  requests, position, wraps = {}, 0, 0
+  local line_number = 0
+  for line in io.lines(file) do
+    if line_number % thread_count == thread_index then
+      local tab = line:find("\t", 1, true)
+      requests[#requests + 1] =
+        wrk.format("POST", line:sub(1, tab - 1), headers, line:sub(tab + 1))
+    end
+    line_number = line_number + 1
+  end
+end
+
+function request()
+  position = position + 1
+  if position > #requests then
+    position, wraps = 1, wraps + 1
+  end
+  return requests[position]
+end
+
+function done(summary, latency, _)
+  local wraps = 0
+  for _, thread in ipairs(threads) do
+    wraps = wraps + thread:get("wraps")
+  end
+  io.write(string.format("BENCH requests=%d bytes=%d wraps=%d\n",
+    summary.requests, summary.bytes, wraps))
+end
+"""
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What one wrk run measured."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    bytes_read: int
+    non_2xx: int  # wrk counts status > 399
+    socket_errors: int
+    wraps: int  # times a thread replayed its request list (replayed MsgIds)
+    output: str
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx + self.socket_errors
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / max(self.requests, 1)
+
+
+def write_script(path: Path) -> Path:
+    path.write_text(LUA)
+    return path
+
+
+def run(
+    url: str, script: Path, requests_file: Path, duration: float, connections: int, threads: int
+) -> WrkResult:
+    """Load ``url`` with the requests in ``requests_file`` for ``duration`` seconds."""
+    argv = [
+        "wrk",
+        "--latency",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        url,
+        "--",
+        str(requests_file),
+        str(threads),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return parse(done.stdout)
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * _UNITS_MS[unit]
+
+
+def _search(pattern: str, text: str) -> re.Match[str]:
+    match = re.search(pattern, text, re.MULTILINE)
+    if not match:
+        raise ValueError(f"wrk output lacks {pattern!r}:\n{text}")
+    return match
+
+
+def parse(text: str) -> WrkResult:
+    """Read Requests/sec, the 50% and 99% latencies and the error counts from wrk's report."""
+    latency = r"^\s+{}%\s+([\d.]+)(us|ms|s|m|h)\s*$"
+    p50, p99 = (_search(latency.format(p), text) for p in ("50", "99"))
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    totals = _search(r"^BENCH requests=(\d+) bytes=(\d+) wraps=(\d+)$", text)
+    return WrkResult(
+        rps=float(_search(r"^Requests/sec:\s+([\d.]+)", text)[1]),
+        p50_ms=_ms(*p50.groups()),
+        p99_ms=_ms(*p99.groups()),
+        requests=int(totals[1]),
+        bytes_read=int(totals[2]),
+        non_2xx=int(non_2xx[1]) if non_2xx else 0,
+        socket_errors=sum(map(int, socket.groups())) if socket else 0,
+        wraps=int(totals[3]),
+        output=text,
+    )
