@@ -53,7 +53,12 @@ BASE: dict[str, Any] = {
     "CALLBACK_TIMESTAMP_WINDOW": 300,  # seconds a signed callback stays acceptable
     "CALLBACK_DEDUPE_TTL": 900,  # > window + WeChat's retry span, so no replay slips through
     "CALLBACK_RETRY_WAIT": 4.0,  # a retry waits this long for the first delivery's reply
-    "WECHAT_KEYWORD_REPLIES": {},  # {"keyword": "reply text"}, exact match after strip
+    # {"keyword": "reply text"}, exact match after strip
+    "WECHAT_KEYWORD_REPLIES": {
+        "积分": "积分余额与明细请在“联名卡”小程序的“我的积分”中查看。",
+        "绑卡": "请在“联名卡”小程序或菜单“我的卡”中绑定您的联名借记卡。",
+        "客服": "人工客服热线 95500（7×24 小时）。",
+    },
     "WECHAT_MENU_REPLIES": {},  # {"EVENT_KEY": "reply text"}
     "WECHAT_HELP_TEXT": DEFAULT_HELP_TEXT,
     # jobs

@@ -167,6 +167,13 @@ def wechat_sim_command(
 @click.option("--key", default=None, help="Event key, QR scene, URL, msg id or template id.")
 @click.option("--unionid", default=None, help="Recorded on the simulated user with --mirror.")
 @click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Push the same message this many times, as WeChat does when our answer is lost.",
+)
+@click.option(
     "--deliveries",
     default=1,
     show_default=True,
@@ -189,6 +196,7 @@ def send_command(
     content: str | None,
     key: str | None,
     unionid: str | None,
+    repeat: int,
     deliveries: int,
     mirror: bool,
 ) -> None:
@@ -198,10 +206,11 @@ def send_command(
     xml = PUSH_TYPES[push_type](sender.pushes, openid, content, key)
     if mirror and push_type in STATE_ACTIONS:
         _mirror(options.sim_url, openid, STATE_ACTIONS[push_type], unionid, key)
-    result = sender.send(xml, mode or options.callback_mode, deliveries)
-    _print_result(result)
-    if not result.accepted:
-        ctx.exit(1)
+    for _ in range(max(1, repeat)):
+        result = sender.send(xml, mode or options.callback_mode, deliveries)
+        _print_result(result)
+        if not result.accepted:
+            ctx.exit(1)
 
 
 @wechat_sim_command.command("verify-url")
