@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from wechat.sim.cli import wechat_sim_command
 
 import campaigns
 import members
@@ -18,6 +17,7 @@ from core import errors, health, jobs, kv, logs
 from core.db import db, migrate
 from core.worker import worker_command
 from wechat import callback, clients
+from wechat.sim.cli import wechat_sim_command
 
 log = logging.getLogger(__name__)
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")

@@ -13,8 +13,6 @@ import os
 import secrets
 from pathlib import Path
 
-GENERATED = ("SECRET_KEY", "DATA_ENCRYPTION_KEY")
-
 
 def load_or_create(instance_path: str) -> dict[str, str]:
     """Return the instance's generated secrets, creating the file on first use."""
@@ -24,7 +22,8 @@ def load_or_create(instance_path: str) -> dict[str, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     values = {
         "SECRET_KEY": secrets.token_urlsafe(48),
-        "DATA_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "DATA_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "PII_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
     }
     # Write aside, then link into place: when two local processes start together,
     # exactly one file wins and both read complete contents.

@@ -36,7 +36,10 @@ BASE: dict[str, Any] = {
     "DATABASE_URL": "",  # empty: SQLite file under instance/
     "REDIS_URL": "",  # empty: embedded single-process mode
     "SECRET_KEY": "",  # empty: generated once per dev instance
+    # Keyring: comma-separated base64 keys of 32 bytes, the first encrypts, all decrypt.
     "DATA_ENCRYPTION_KEY": "",
+    # Key of the blind indexes (keyed hashes) that find personal data; never rotated casually.
+    "PII_INDEX_KEY": "",
     **DEV_PLACEHOLDERS,
     "WECHAT_API_BASE": "https://api.weixin.qq.com",
     "WECHAT_MP_BASE": "https://mp.weixin.qq.com",

@@ -112,8 +112,14 @@ def _clean_state(request: pytest.FixtureRequest, sim: SimServer) -> Iterator[Non
     flask_app: Flask = request.getfixturevalue("app")
     with flask_app.app_context():
         db.session.remove()
-        for table in reversed(db.metadata.sorted_tables):
-            db.session.execute(table.delete())
+        tables = db.metadata.sorted_tables
+        if db.engine.dialect.name == "postgresql":
+            # TRUNCATE: fast, and not stopped by the audit trail's append-only trigger.
+            names = ", ".join(f'"{table.name}"' for table in tables)
+            db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(tables):
+                db.session.execute(table.delete())
         db.session.commit()
         flask_app.extensions["redis"].flushdb()
 
