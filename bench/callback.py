@@ -55,6 +55,7 @@ MAX_ERROR_RATE = 0.001
 P99_LIMIT_MS = 10.0
 RSS_LIMIT_MB = 150.0
 MAX_OTHER_CPUS = 0.1  # background load above this is reported as disturbing the numbers
+SERVICES = ("redis-server", "postgres")  # their CPU is reported apart from the background
 REDIS_URL = "redis://127.0.0.1:6379/15"
 DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -71,7 +72,7 @@ class Outcome:
     target: str
     result: wrk.WrkResult | None = None
     rss_mb: float | None = None
-    other_cpus: float = 0.0  # CPUs busy with processes other than gunicorn and wrk
+    cpu: proc.CpuUse | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -157,26 +158,27 @@ def sanity_check(srv: server.Server, msg_id: int) -> int:
 
 def load(
     srv: server.Server, args: argparse.Namespace, workdir: Path, ids: MsgIds, seconds: float
-) -> tuple[wrk.WrkResult, float]:
+) -> tuple[wrk.WrkResult, proc.CpuUse]:
     """Generate fresh signed requests for ``seconds`` of load, then run wrk with them.
 
-    Returns wrk's result and the CPUs other processes kept busy meanwhile.
+    Returns wrk's result and who kept the CPUs busy meanwhile.
     """
     count = int(MAX_RATE * seconds)
     requests_file = workdir / "requests.txt"
     started = time.monotonic()
     messages.write_requests(requests_file, messages.BENCH_CREDENTIALS, ids.take(count), count)
     log(f"  generated {count:,} signed requests in {time.monotonic() - started:.1f}s")
-    pids = [srv.process.pid, *srv.workers()]
-    before, started = proc.CpuSample.take(pids), time.monotonic()
+    gunicorn = [srv.process.pid, *srv.workers()]
+    before = proc.CpuSample.take([*gunicorn, *proc.pids_named(SERVICES)])
+    started = time.monotonic()
     try:
         result = wrk.run(
             srv.url, workdir / "load.lua", requests_file, seconds, args.connections, args.threads
         )
     finally:
         requests_file.unlink()
-    other = proc.other_cores(before, proc.CpuSample.take(pids), time.monotonic() - started)
-    return result, other
+    after = proc.CpuSample.take([*gunicorn, *proc.pids_named(SERVICES)])
+    return result, proc.cpu_use(before, after, gunicorn, time.monotonic() - started)
 
 
 def measure(target: Target, args: argparse.Namespace, workdir: Path, ids: MsgIds) -> Outcome:
@@ -192,23 +194,24 @@ def measure(target: Target, args: argparse.Namespace, workdir: Path, ids: MsgIds
         server.wait_idle(workers)
         log(f"  up on {srv.url}, workers {workers}, sanity reply OK ({reply_bytes} bytes)")
         load(srv, args, workdir, ids, WARMUP_SECONDS)
-        outcome.result, outcome.other_cpus = load(srv, args, workdir, ids, args.duration)
+        outcome.result, outcome.cpu = load(srv, args, workdir, ids, args.duration)
         after = srv.workers()
         outcome.rss_mb = max(proc.rss_mb(pid) for pid in after)
-    outcome.warnings += _result_warnings(outcome.result, reply_bytes)
-    if after != workers:
-        outcome.warnings.append(f"workers changed during the run: {workers} -> {after}")
+    outcome.warnings = _result_warnings(outcome.result, reply_bytes, workers, after)
     if outcome.warnings:
         outcome.warnings.append(f"end of the gunicorn log:\n{srv.log_tail(20)}")
-    if outcome.other_cpus > MAX_OTHER_CPUS:
+    if outcome.cpu.other > MAX_OTHER_CPUS:
         outcome.warnings.append(
-            f"other processes kept {outcome.other_cpus:.2f} CPUs busy during the run; "
+            f"other processes kept {outcome.cpu.other:.2f} CPUs busy during the run; "
             "its numbers are disturbed"
         )
     return outcome
 
 
-def _result_warnings(result: wrk.WrkResult, reply_bytes: int) -> list[str]:
+def _result_warnings(
+    result: wrk.WrkResult, reply_bytes: int, workers: list[int], after: list[int]
+) -> list[str]:
+    """What makes the run's numbers suspect: errors, replays, short replies, restarts."""
     found = []
     if result.errors:
         found.append(
@@ -223,6 +226,8 @@ def _result_warnings(result: wrk.WrkResult, reply_bytes: int) -> list[str]:
             f"average response {average:.0f} bytes < the {reply_bytes}-byte "
             "checked reply body: some responses were not full replies"
         )
+    if after != workers:
+        found.append(f"workers changed during the run: {workers} -> {after}")
     return found
 
 
@@ -254,8 +259,19 @@ def print_table(outcomes: list[Outcome]) -> None:
         r = o.result
         print(
             f"{o.target:<10}{r.rps:>10,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests:>11,}"
-            f"{r.non_2xx:>9,}{r.socket_errors:>10,}{o.rss_mb:>8.1f}{o.other_cpus:>11.2f}"
+            f"{r.non_2xx:>9,}{r.socket_errors:>10,}{o.rss_mb:>8.1f}"
         )
+
+
+def print_cpu(outcomes: list[Outcome]) -> None:
+    print(f"{'CPUs busy':<10}{'gunicorn':>10}{'redis+pg':>10}{'wrk':>7}{'other':>7}")
+    for o in outcomes:
+        if o.cpu:
+            c = o.cpu
+            print(
+                f"{o.target:<10}{c.server:>10.2f}{c.services:>10.2f}{c.children:>7.2f}"
+                f"{c.other:>7.2f}"
+            )
 
 
 def print_ratios(by_name: dict[str, Outcome]) -> None:
@@ -280,6 +296,9 @@ def print_criteria(by_name: dict[str, Outcome]) -> None:
         print("SKIP  project criteria: project not measured")
         return
     p = project.result
+    if not project.valid:
+        print(f"FAIL  project run invalid: {p.error_rate:.2%} of requests failed; not judged")
+        return
     if werobot and werobot.result:
         verdict = "PASS" if p.rps >= werobot.result.rps else "FAIL"
         print(f"{verdict}  throughput >= WeRoBot: {p.rps:,.0f}/s vs {werobot.result.rps:,.0f}/s")
@@ -298,6 +317,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         f"{os.cpu_count()} CPUs\n"
     )
     print_table(outcomes)
+    print()
+    print_cpu(outcomes)
     by_name = {o.target: o for o in outcomes}
     print()
     print_ratios(by_name)

@@ -36,6 +36,16 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def pids_named(names: tuple[str, ...]) -> list[int]:
+    """Pids whose command name (/proc/<pid>/comm) is one of ``names``."""
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() in names:
+                found.append(int(comm.parent.name))
+    return sorted(found)
+
+
 def _system_busy_ticks() -> int:
     """user + nice + system ticks over all CPUs (interrupt time left out)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
@@ -47,24 +57,45 @@ def _waited_children_ticks() -> float:
     return (usage.ru_utime + usage.ru_stime) * TICKS_PER_SECOND
 
 
-@dataclass
+def _ticks_by_pid(pids: list[int]) -> dict[int, int]:
+    ticks = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            ticks[pid] = cpu_ticks(pid)
+    return ticks
+
+
+@dataclass(frozen=True)
 class CpuSample:
-    """CPU used so far by the whole system, by given pids, and by our waited-for children."""
+    """CPU ticks used so far: by the whole system, per pid, and by our waited-for children."""
 
     system: int
-    pids: int
+    pids: dict[int, int]
     waited: float
 
     @classmethod
     def take(cls, pids: list[int]) -> CpuSample:
-        return cls(_system_busy_ticks(), sum(map(cpu_ticks, pids)), _waited_children_ticks())
+        return cls(_system_busy_ticks(), _ticks_by_pid(pids), _waited_children_ticks())
 
 
-def other_cores(before: CpuSample, after: CpuSample, seconds: float) -> float:
-    """CPUs kept busy by processes other than the sampled pids and our waited children.
+@dataclass(frozen=True)
+class CpuUse:
+    """Average CPUs kept busy during a run, by whom."""
 
-    This process's own CPU counts as "other" too; it sleeps while wrk runs.
-    """
-    ours = (after.pids - before.pids) + (after.waited - before.waited)
-    other = (after.system - before.system) - ours
-    return max(other, 0) / TICKS_PER_SECOND / seconds
+    server: float  # the gunicorn master and workers
+    services: float  # the other sampled pids (Redis, PostgreSQL)
+    children: float  # our waited-for children (wrk)
+    other: float  # everything else, this process included (it sleeps meanwhile)
+
+
+def cpu_use(before: CpuSample, after: CpuSample, server: list[int], seconds: float) -> CpuUse:
+    """Split the CPU used between two samples; pids that appeared meanwhile count in full."""
+    per_pid = {pid: ticks - before.pids.get(pid, 0) for pid, ticks in after.pids.items()}
+    server_ticks = sum(ticks for pid, ticks in per_pid.items() if pid in server)
+    service_ticks = sum(per_pid.values()) - server_ticks
+    child_ticks = after.waited - before.waited
+    other = (after.system - before.system) - server_ticks - service_ticks - child_ticks
+    scale = TICKS_PER_SECOND * seconds
+    return CpuUse(
+        server_ticks / scale, service_ticks / scale, child_ticks / scale, max(other, 0) / scale
+    )

@@ -14,22 +14,34 @@ import secrets
 from pathlib import Path
 
 
+def _new_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+GENERATORS = {
+    "SECRET_KEY": lambda: secrets.token_urlsafe(48),
+    "DATA_ENCRYPTION_KEY": _new_key,
+    "PII_INDEX_KEY": _new_key,
+}
+
+
 def load_or_create(instance_path: str) -> dict[str, str]:
-    """Return the instance's generated secrets, creating the file on first use."""
+    """Return the instance's generated secrets, creating the file (or missing keys) once."""
     path = Path(instance_path) / "dev-secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    values = json.loads(path.read_text()) if path.exists() else {}
+    missing = [key for key in GENERATORS if not values.get(key)]
+    if not missing:
+        return values
     path.parent.mkdir(parents=True, exist_ok=True)
-    values = {
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "DATA_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "PII_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
-    }
-    # Write aside, then link into place: when two local processes start together,
-    # exactly one file wins and both read complete contents.
+    values.update({key: GENERATORS[key]() for key in missing})
     draft = path.with_name(f".{path.name}.{os.getpid()}")
     draft.write_text(json.dumps(values))
     draft.chmod(0o600)
+    if path.exists():
+        os.replace(draft, path)  # an older file gains the keys added since
+        return values
+    # New file: link into place, so when two local processes start together exactly
+    # one file wins and both read the same complete contents.
     try:
         os.link(draft, path)
     except FileExistsError:

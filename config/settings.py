@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 # Values that only make sense on a developer's machine or against the simulator.
@@ -64,6 +65,15 @@ BASE: dict[str, Any] = {
     },
     "WECHAT_MENU_REPLIES": {},  # {"EVENT_KEY": "reply text"}
     "WECHAT_HELP_TEXT": DEFAULT_HELP_TEXT,
+    # members
+    "MEMBER_SESSION_TTL": 2 * 3600,  # seconds a mini-program bearer token lives
+    "SMS_TIMEOUT": 5.0,
+    "BIND_CODE_TTL": 300,  # seconds an SMS code stays valid
+    "BIND_CODE_MAX_TRIES": 5,
+    "CARD_LOCK_FAILURES": 10,  # wrong codes for one card within the window lock it
+    "CARD_LOCK_WINDOW": 3600,
+    "CARD_LOCK_SECONDS": 1800,
+    "API_MAX_BYTES": 16 * 1024,
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,
@@ -72,7 +82,41 @@ BASE: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "AUTO_MIGRATE": True,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    # -- who the client is, where it is, how often it may try (core/client_ip.py,
+    # members/regions.py, members/limits.py)
+    # CIDRs (or single addresses) of our own reverse proxies; only they may name the client
+    # in X-Forwarded-For. Empty: the TCP peer is the client and the header is ignored.
     "TRUSTED_PROXIES": [],
+    # "cidr,region" CSV. The shipped sample is illustrative: production points this at the
+    # bank's licensed IP-geolocation table in the same format.
+    "REGION_IP_RANGES_FILE": str(Path(__file__).with_name("regions_sample.csv")),
+    # Regions of that table that are home. Unlisted addresses and other regions are
+    # non-local. "local-dev" is the sample's loopback and private ranges.
+    "HOME_REGIONS": ["zhejiang", "hangzhou", "ningbo", "wenzhou", "local-dev"],
+    # Non-local clients: "limit" (RATE_LIMITS_NONLOCAL on top of RATE_LIMITS) or "refuse"
+    # (403 region_refused): the "isolate non-local access" switch.
+    "NONLOCAL_POLICY": "limit",
+    # Sliding (moving) windows per action and dimension (ip, openid, card, phone), in the
+    # syntax of the `limits` library, several windows separated by ";". Each action's
+    # dimensions are what its code supplies: an override tunes the numbers, and the app
+    # refuses to start on one that adds or drops a dimension. Set for real customers never
+    # to meet them: a binding takes a few tries once; IP windows allow for many customers
+    # behind one carrier NAT address. Wrong codes per card are bounded by CARD_LOCK_*.
+    "RATE_LIMITS": {
+        "login": {"ip": "120/minute;2000/hour"},
+        "bind_start": {"openid": "5/hour;10/day", "card": "5/hour;10/day",
+                       "phone": "5/hour;10/day", "ip": "60/hour;500/day"},
+        "bind_confirm": {"openid": "20/hour;50/day", "ip": "120/hour;1000/day"},
+    },
+    # Extra windows for non-local clients, counted apart from and on top of the ones above
+    # (a card tried from everywhere still meets RATE_LIMITS). Actions and dimensions: a
+    # subset of RATE_LIMITS's.
+    "RATE_LIMITS_NONLOCAL": {
+        "login": {"ip": "20/minute;200/hour"},
+        "bind_start": {"openid": "2/hour;3/day", "card": "2/hour;3/day",
+                       "phone": "2/hour;3/day", "ip": "5/hour;10/day"},
+        "bind_confirm": {"openid": "6/hour;10/day", "ip": "10/hour;30/day"},
+    },
 }
 
 PROFILES: dict[str, dict[str, Any]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from config.settings import DEV_PLACEHOLDERS
@@ -46,3 +47,7 @@ def validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError("production requires DATABASE_URL to name PostgreSQL, not SQLite")
     if len(settings["SECRET_KEY"]) < 32:
         raise ConfigError("production requires SECRET_KEY of at least 32 characters")
+    if Path(settings["REGION_IP_RANGES_FILE"]).name == "regions_sample.csv":
+        raise ConfigError("production refuses the sample REGION_IP_RANGES_FILE")
+    if "local-dev" in settings["HOME_REGIONS"]:
+        raise ConfigError("production refuses 'local-dev' (private ranges) in HOME_REGIONS")

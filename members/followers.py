@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from core.db import db
 from core.jobs import enqueue_after_commit
+from members import binding
 from members.models import Follower, QrScan
 from wechat import clients
 from wechat.dispatch import Dispatcher
@@ -62,6 +63,9 @@ def fetch_unionid(openid: str) -> None:
     if follower is None or not info.get("subscribe"):
         return
     follower.unionid = info.get("unionid") or follower.unionid
+    if follower.unionid:
+        # Bound in the mini-program first? Then this follower is that holder too.
+        binding.link_follower(openid, follower.unionid)
     db.session.commit()
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import BigId, db, utcnow
+from core.db import BigId, UTCDateTime, db, utcnow
 
 
 class Follower(db.Model):
@@ -21,10 +21,10 @@ class Follower(db.Model):
     subscribed: Mapped[bool] = mapped_column(default=False)
     # The QR scene of the follow that first brought this user (channel attribution).
     first_scene: Mapped[str | None] = mapped_column(String(64))
-    subscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    subscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
                                                  onupdate=utcnow)
 
 
@@ -38,7 +38,7 @@ class QrScan(db.Model):
     openid: Mapped[str] = mapped_column(String(64), index=True)
     scene: Mapped[str] = mapped_column(String(64))
     followed: Mapped[bool]  # True when the scan made the user follow
-    scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class TemplateJobResult(db.Model):
@@ -49,7 +49,7 @@ class TemplateJobResult(db.Model):
     msg_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     openid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CardHolder(db.Model):
@@ -76,9 +76,9 @@ class CardHolder(db.Model):
     branch: Mapped[str] = mapped_column(String(32))
     # Row fingerprint of the imported values, so re-importing the same file changes nothing.
     source_digest: Mapped[str] = mapped_column(String(64))
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
                                                  onupdate=utcnow)
 
 
@@ -104,8 +104,8 @@ class Binding(db.Model):
     app: Mapped[str] = mapped_column(String(8))
     openid: Mapped[str] = mapped_column(String(64))
     unionid: Mapped[str | None] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    unbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    unbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MemberSession(db.Model):
@@ -119,9 +119,9 @@ class MemberSession(db.Model):
     unionid: Mapped[str | None] = mapped_column(String(64))
     session_key: Mapped[str] = mapped_column(Text)  # encrypted; never leaves the server
     phone: Mapped[str | None] = mapped_column(Text)  # encrypted, from getuserphonenumber
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BindChallenge(db.Model):
@@ -138,9 +138,9 @@ class BindChallenge(db.Model):
     card_index: Mapped[str] = mapped_column(String(64), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SecurityEvent(db.Model):
@@ -156,5 +156,5 @@ class SecurityEvent(db.Model):
     ip_hash: Mapped[str | None] = mapped_column(String(64))
     region: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
                                                  index=True)

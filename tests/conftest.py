@@ -8,7 +8,9 @@ wiped: point them at databases kept for tests.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -58,22 +60,59 @@ def sim() -> Iterator[SimServer]:
     server.stop()
 
 
+class SmsInbox:
+    """The bank's SMS platform, played by a tiny HTTP server that keeps what it gets."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        with self.lock:
+            self.messages.append(json.loads(environ["wsgi.input"].read(length)))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"ok": true}']
+
+    def codes_for(self, phone: str) -> list[str]:
+        """The 6-digit codes sent to ``phone``, oldest first."""
+        with self.lock:
+            texts = [m["message"] for m in self.messages if m["phone"] == phone]
+        return [match for text in texts for match in re.findall(r"(?<!\d)\d{6}(?!\d)", text)]
+
+
+@pytest.fixture(scope="session")
+def sms_inbox() -> Iterator[SmsInbox]:
+    inbox = SmsInbox()
+    server = make_server("127.0.0.1", 0, inbox, threaded=True)
+    inbox.url = f"http://127.0.0.1:{server.server_port}/sms"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield inbox
+    server.shutdown()
+
+
 @pytest.fixture(scope="session", params=MODES)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
 def _wipe_database(url: str) -> None:
-    """Drop every table so the migrations are proven from an empty schema."""
+    """Drop everything so the migrations are proven from an empty schema."""
     engine = create_engine(url)
     with engine.begin() as connection:
-        for table in inspect(connection).get_table_names():
-            connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        else:
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f'DROP TABLE IF EXISTS "{table}"'))
     engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def settings(backend: str, sim: SimServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def settings(backend: str, sim: SimServer, sms_inbox: SmsInbox,
+             tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Overrides for create_app in this mode."""
     values: dict[str, Any] = {
         "APP_ENV": "test", **ACCOUNT,
@@ -81,6 +120,7 @@ def settings(backend: str, sim: SimServer, tmp_path_factory: pytest.TempPathFact
         "WECHAT_RETRY_BASE_DELAY": 0.01, "WECHAT_HTTP_TIMEOUT": 2.0,
         "WECHAT_KEYWORD_REPLIES": {"积分": "您的积分请在小程序查看"},
         "WECHAT_MENU_REPLIES": {"MENU_HELP": "客服热线 95500"},
+        "SMS_GATEWAY_URL": sms_inbox.url,
     }
     sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     if backend == "real":
@@ -103,9 +143,11 @@ def app(settings: dict) -> Flask:
 
 
 @pytest.fixture(autouse=True)
-def _clean_state(request: pytest.FixtureRequest, sim: SimServer) -> Iterator[None]:
-    """Each test starts with empty tables, an empty Redis and a fresh simulator."""
+def _clean_state(request: pytest.FixtureRequest, sim: SimServer,
+                 sms_inbox: SmsInbox) -> Iterator[None]:
+    """Each test starts with empty tables, an empty Redis, no SMS and a fresh simulator."""
     requests.post(f"{sim.url}/sim/reset", timeout=5).raise_for_status()
+    sms_inbox.messages.clear()
     yield
     if "app" not in request.fixturenames:
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from itertools import count
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -34,6 +35,18 @@ def sim_post(sim: SimServer, path: str, **body: Any) -> dict:
     response = requests.post(f"{sim.url}{path}", json=body, timeout=5)
     response.raise_for_status()
     return response.json()
+
+
+_msg_ids = count(7_000_000_000_000_000_000)
+
+
+def push_message(msg_type: str, openid: str, **fields: Any) -> dict[str, Any]:
+    """The fields of a push from ``openid``: a user message with a fresh MsgId, or an event."""
+    base = {"ToUserName": "gh_test00000001", "FromUserName": openid,
+            "CreateTime": int(time.time()), "MsgType": msg_type}
+    if msg_type != "event":
+        fields.setdefault("MsgId", next(_msg_ids))
+    return {**base, **fields}
 
 
 def wechat_xml(fields: dict[str, Any]) -> bytes:

@@ -25,6 +25,8 @@ PRODUCTION_ENV = {
     "WECHAT_TXN_TEMPLATE_ID": "prod-template",
     "TXN_FEED_SECRET": "prod-feed-secret",
     "SMS_GATEWAY_URL": "https://sms.bank.internal/send",
+    "REGION_IP_RANGES_FILE": "/etc/cobrand/regions.csv",
+    "HOME_REGIONS": '["zhejiang"]',
 }
 
 
@@ -59,7 +61,8 @@ def test_complete_production_settings_pass():
     validate(load_settings(environ=PRODUCTION_ENV))
 
 
-@pytest.mark.parametrize("key", sorted(set(PRODUCTION_ENV) - {"APP_ENV"}))
+@pytest.mark.parametrize("key", sorted(set(PRODUCTION_ENV) - {
+    "APP_ENV", "REGION_IP_RANGES_FILE", "HOME_REGIONS"}))
 def test_production_names_the_missing_setting(key):
     environ = {**PRODUCTION_ENV, key: ""}
     with pytest.raises(ConfigError, match=key):
@@ -80,6 +83,14 @@ def test_production_refuses_sqlite_and_short_secret():
         validate(load_settings(environ={**PRODUCTION_ENV, "SECRET_KEY": "short"}))
 
 
+def test_production_refuses_the_sample_region_table():
+    with pytest.raises(ConfigError, match="sample REGION_IP_RANGES_FILE"):
+        validate(load_settings(environ={
+            **PRODUCTION_ENV, "REGION_IP_RANGES_FILE": "config/regions_sample.csv"}))
+    with pytest.raises(ConfigError, match="local-dev"):
+        validate(load_settings(environ={**PRODUCTION_ENV, "HOME_REGIONS": '["local-dev"]'}))
+
+
 def test_malformed_aes_key_is_refused_everywhere():
     with pytest.raises(ConfigError, match="WECHAT_AES_KEY"):
         validate(load_settings(environ={"WECHAT_AES_KEY": "too-short"}))
@@ -98,3 +109,15 @@ def test_dev_secrets_are_generated_once_per_instance(tmp_path):
     assert load_or_create(str(tmp_path)) == first
     assert len(first["SECRET_KEY"]) > 40
     assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o077 == 0
+
+
+def test_dev_secrets_file_gains_keys_added_later(tmp_path):
+    import json
+
+    from config.dev_secrets import load_or_create
+
+    (tmp_path / "dev-secrets.json").write_text(json.dumps({"SECRET_KEY": "kept"}))
+    values = load_or_create(str(tmp_path))
+    assert values["SECRET_KEY"] == "kept"
+    assert values["PII_INDEX_KEY"] and values["DATA_ENCRYPTION_KEY"]
+    assert load_or_create(str(tmp_path)) == values

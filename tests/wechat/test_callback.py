@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import time
-from itertools import count
 
 import pytest
 from sqlalchemy import func, select
-from support import Pusher, sim_calls, sim_post, wechat_xml
+from support import Pusher, push_message, sim_calls, sim_post, wechat_xml
 
 from core.db import db
 from members.models import Follower, QrScan, TemplateJobResult
 
 OPENID = "oUserCallback000000000000001"
-_ids = count(7_000_000_000_000_000_000)
 
 
 def message(msg_type: str, openid: str = OPENID, **fields) -> dict:
-    """A user message with a fresh MsgId, or an event when ``msg_type`` is 'event'."""
-    base = {"ToUserName": "gh_test00000001", "FromUserName": openid,
-            "CreateTime": int(time.time()), "MsgType": msg_type}
-    if msg_type != "event":
-        fields.setdefault("MsgId", next(_ids))
-    return {**base, **fields}
+    return push_message(msg_type, openid, **fields)
 
 
 USER_MESSAGES = {

@@ -1,0 +1,118 @@
+"""The mini-program's member API. Thin: parse, call a service, shape the answer.
+
+Every member call takes the actor from the bearer token, never from the
+request: there is no id in any path or body that could name someone else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from core.client_ip import request_client_ip
+from core.db import db
+from core.errors import ApiError
+from core.jsonapi import json_body
+from members import audit, binding, limits, regions, sessions
+from members.binding import MINIAPP, Actor, Origin
+from members.masking import mask_phone
+from members.pii import vault
+
+bp = Blueprint("members_api", __name__, url_prefix="/api")
+
+
+def request_origin() -> Origin:
+    """Client IP (through trusted proxies only) and its region; refused if policy says so."""
+    ip = request_client_ip()
+    region = regions.classify(ip)
+    try:
+        regions.enforce_policy(region)
+    except ApiError:
+        audit.record_now("region_refused", ip=ip, region=region.name, path=request.path)
+        raise
+    return Origin(ip=ip, region=region.name, local=region.local)
+
+
+def member_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Resolve the bearer token to the caller's session and actor (g.session, g.actor)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "missing_token", "send Authorization: Bearer <token>")
+        g.session = sessions.authenticate(token.strip())
+        g.actor = Actor(app=MINIAPP, openid=g.session.openid, unionid=g.session.unionid)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.post("/miniapp/login")
+def login() -> Response:
+    body = json_body({"code": str})
+    origin = request_origin()
+    limits.enforce("login", {"ip": origin.ip}, local=origin.local)
+    result = sessions.login(body["code"], origin.ip, origin.region)
+    actor = Actor(app=MINIAPP, openid=result.session.openid, unionid=result.session.unionid)
+    bound = binding.holder_of(actor) is not None
+    db.session.commit()
+    expires_in = int((result.expires_at - result.session.created_at).total_seconds())
+    return jsonify(token=result.token, bound=bound, expires_in=expires_in)
+
+
+@bp.post("/miniapp/logout")
+@member_required
+def logout() -> Response:
+    sessions.revoke(g.session)
+    db.session.commit()
+    return jsonify(logged_out=True)
+
+
+@bp.post("/miniapp/phone")
+@member_required
+def phone() -> Response:
+    body = json_body({"code": str})
+    number = sessions.store_phone(g.session, body["code"])
+    db.session.commit()
+    return jsonify(phone=mask_phone(number))
+
+
+@bp.post("/members/bind/start")
+@member_required
+def bind_start() -> Response:
+    body = json_body({"card_no": str, "phone": str})
+    challenge_id = binding.start(g.actor, request_origin(), body["card_no"], body["phone"])
+    db.session.commit()
+    return jsonify(challenge_id=challenge_id)
+
+
+@bp.post("/members/bind/confirm")
+@member_required
+def bind_confirm() -> Response:
+    body = json_body({"challenge_id": str, "otp": str})
+    holder = binding.confirm(g.actor, request_origin(), body["challenge_id"], body["otp"])
+    db.session.commit()
+    return jsonify(bound=True, card_last4=holder.card_last4)
+
+
+@bp.get("/members/me")
+@member_required
+def me() -> Response:
+    holder = binding.holder_of(g.actor)
+    if holder is None:
+        return jsonify(bound=False)
+    phone_number = vault().decrypt(holder.phone, "card_holder.phone")
+    return jsonify(bound=True, card_last4=holder.card_last4, phone=mask_phone(phone_number),
+                   tier=holder.tier, points=0)
+
+
+@bp.delete("/members/binding")
+@member_required
+def unbind() -> Response:
+    binding.unbind(g.actor, request_origin())
+    db.session.commit()
+    return jsonify(bound=False)

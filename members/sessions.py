@@ -1,0 +1,107 @@
+"""Mini-program login: code2session, opaque bearer tokens, the optional phone step.
+
+The session key WeChat returns stays on the server, encrypted; the client gets
+a random token whose SHA-256 is all the database keeps, so a leaked table
+yields no usable token. Tokens expire and can be revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from core.db import db, utcnow
+from core.errors import ApiError
+from members import audit
+from members.models import MemberSession
+from members.pii import vault
+from wechat import clients
+from wechat.errors import WeChatAPIError, WeChatUnavailable
+
+# What WeChat's refusals of a login or phone code mean for the caller.
+_CODE_ERRORS = {
+    40029: (400, "invalid_code", "the code is invalid or expired; call wx.login again"),
+    40163: (400, "code_used", "the code was already used; call wx.login again"),
+    45011: (429, "wechat_rate_limited", "WeChat limits logins for this user; retry shortly"),
+    40226: (403, "risky_user", "WeChat blocked this user as high-risk"),
+}
+
+
+@dataclass(frozen=True)
+class Login:
+    token: str
+    expires_at: datetime
+    session: MemberSession
+
+
+def _hash(token: str) -> str:
+    # 256 random bits: a plain hash cannot be brute-forced, no key needed.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _wechat_refusal(exc: WeChatAPIError) -> ApiError:
+    if isinstance(exc, WeChatUnavailable):
+        return ApiError(503, "wechat_unavailable", "WeChat did not answer; retry shortly",
+                        {"Retry-After": "5"})
+    status, code, message = _CODE_ERRORS.get(
+        exc.errcode or 0, (502, "wechat_error", f"WeChat refused the request ({exc.errcode})"))
+    headers = {"Retry-After": "60"} if status == 429 else None
+    return ApiError(status, code, message, headers)
+
+
+def login(code: str, ip: str, region: str | None) -> Login:
+    """Exchange a wx.login code for a bearer token."""
+    try:
+        answer = clients.mini_program().wxa.code_to_session(code)
+    except WeChatAPIError as exc:
+        audit.record("login_failed", ip=ip, region=region, errcode=exc.errcode)
+        db.session.commit()
+        raise _wechat_refusal(exc) from exc
+    token = secrets.token_urlsafe(32)
+    expires_at = utcnow() + timedelta(seconds=current_app.config["MEMBER_SESSION_TTL"])
+    session = MemberSession(
+        token_hash=_hash(token), openid=answer["openid"], unionid=answer.get("unionid"),
+        session_key=vault().encrypt(answer["session_key"], "member_session.session_key"),
+        expires_at=expires_at,
+    )
+    db.session.add(session)
+    audit.record("login", openid=session.openid, ip=ip, region=region)
+    return Login(token=token, expires_at=expires_at, session=session)
+
+
+def authenticate(token: str) -> MemberSession:
+    """The live session of a bearer token; 401 for anything else."""
+    session = db.session.scalar(
+        select(MemberSession).where(MemberSession.token_hash == _hash(token))
+    ) if token else None
+    if session is None or session.revoked_at is not None or session.expires_at <= utcnow():
+        raise ApiError(401, "invalid_token", "log in again")
+    return session
+
+
+def revoke(session: MemberSession) -> None:
+    session.revoked_at = utcnow()
+
+
+def store_phone(session: MemberSession, phone_code: str) -> str:
+    """getuserphonenumber with the button's code; keeps the number encrypted on the session."""
+    try:
+        answer = clients.mini_program().post(
+            "wxa/business/getuserphonenumber", data={"code": phone_code},
+            api_base_url=_api_root(),
+        )
+    except WeChatAPIError as exc:
+        raise _wechat_refusal(exc) from exc
+    phone = answer["phone_info"]["purePhoneNumber"]
+    session.phone = vault().encrypt(phone, "member_session.phone")
+    return phone
+
+
+def _api_root() -> str:
+    # wechatpy joins non-cgi-bin paths onto the root; the transport rewrites the host.
+    return "https://api.weixin.qq.com/"
