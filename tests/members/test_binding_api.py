@@ -294,3 +294,26 @@ def test_rebinding_moves_the_card_and_tells_the_old_account(member, other, holde
     assert other.call("get", "/api/members/me").json["bound"] is True
     notices = sim_calls(sim, "/cgi-bin/message/custom/send")
     assert [n["json"]["touser"] for n in notices] == ["oOfficialA00000000000000001"]
+
+
+def test_flooding_bind_start_gets_429_with_retry_after(member, holders, app):
+    person = holders[0]
+    answers = [member.start(person.card_no, person.phone) for _ in range(12)]
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited, "the card's window never closed"
+    assert limited[0].json["error"] == "too_many_requests"
+    assert int(limited[0].headers["Retry-After"]) > 0
+    with app.app_context():
+        kinds = set(db.session.scalars(select(SecurityEvent.kind)))
+    assert "rate_limited" in kinds
+
+
+def test_audit_trail_holds_no_plaintext_identifiers(member, holders, sms_inbox, run_jobs, app):
+    person = holders[0]
+    member.bind(person, sms_inbox, run_jobs)
+    with app.app_context():
+        rows = [json.dumps([e.openid_hash, e.card_hash, e.ip_hash, e.detail], default=str)
+                for e in db.session.scalars(select(SecurityEvent))]
+    dump = " ".join(rows)
+    for plaintext in (person.card_no, person.phone, person.id_no, member.openid):
+        assert plaintext not in dump
