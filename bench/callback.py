@@ -16,8 +16,10 @@ How: for each target, the server is started and one request is sent with
 to the sender). Then enough distinct signed requests for a 10,000/s ceiling are
 generated into a file (not timed), a 1 s warm-up runs, and wrk loads the target
 for ``--duration`` seconds through a Lua script that cycles through the file.
-Reported: wrk's Requests/sec and 50%/99% latency, non-2xx and socket errors, and
-the larger VmRSS of the two workers (MB = 2**20 bytes, /proc, after the run).
+Reported: wrk's Requests/sec and 50%/99% latency, non-2xx and socket errors,
+the larger VmRSS of the two workers (MB = 2**20 bytes, /proc, after the run),
+and who kept the CPUs busy during the run (gunicorn, Redis + PostgreSQL, wrk,
+anything else; background load above 0.1 CPU is flagged as disturbing).
 The server is stopped and its port checked closed before the next target.
 
 Targets for the project: throughput >= WeRoBot's in the same run, p99 < 10 ms,
@@ -188,7 +190,8 @@ def measure(target: Target, args: argparse.Namespace, workdir: Path, ids: MsgIds
     if target.prepare:
         target.prepare(env)
     log_file = workdir / f"gunicorn-{target.name}.log"
-    with server.gunicorn(target.app, env, ROOT, log_file) as srv:
+    with server.gunicorn(target.app, env, ROOT, log_file,
+                         worker_args=worker_model(args)) as srv:
         reply_bytes = sanity_check(srv, ids.take(1))
         workers = srv.workers()
         server.wait_idle(workers)
@@ -341,7 +344,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--only", choices=sorted(TARGETS), help="measure one target")
+    parser.add_argument("--worker-threads", type=int, default=0,
+                        help="gunicorn gthread workers with this many threads, for every "
+                             "target (default: sync workers)")
     return parser.parse_args(argv)
+
+
+def worker_model(args: argparse.Namespace) -> tuple[str, ...]:
+    """The same gunicorn worker model for every target."""
+    if args.worker_threads:
+        return ("--worker-class", "gthread", "--threads", str(args.worker_threads))
+    return server.WORKER_CLASS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,3 +100,45 @@ def cpu_use(before: CpuSample, after: CpuSample, server: list[int], seconds: flo
     return CpuUse(
         server_ticks / scale, service_ticks / scale, child_ticks / scale, max(other, 0) / scale
     )
+
+
+def cpu_by_group(
+    before: CpuSample, after: CpuSample, groups: dict[str, list[int]], seconds: float
+) -> dict[str, float]:
+    """Average CPUs kept busy between two samples by each named group of pids.
+
+    Adds ``children`` (our waited-for children, e.g. wrk) and ``other`` (the rest of
+    the system, this process included). Pids that appeared meanwhile count in full;
+    a pid listed in two groups counts in the first.
+    """
+    scale = TICKS_PER_SECOND * seconds
+    per_pid = {pid: ticks - before.pids.get(pid, 0) for pid, ticks in after.pids.items()}
+    used: dict[str, float] = {}
+    seen: set[int] = set()
+    for name, pids in groups.items():
+        mine = [pid for pid in pids if pid in per_pid and pid not in seen]
+        seen.update(mine)
+        used[name] = sum(per_pid[pid] for pid in mine) / scale
+    used["children"] = (after.waited - before.waited) / scale
+    busy = (after.system - before.system) / scale
+    used["other"] = max(busy - sum(used.values()), 0.0)
+    return used
+
+
+def busy_cpus(seconds: float = 1.0) -> float:
+    """CPUs the whole system kept busy over the next ``seconds``."""
+    before = _system_busy_ticks()
+    time.sleep(seconds)
+    return (_system_busy_ticks() - before) / (TICKS_PER_SECOND * seconds)
+
+
+def wait_quiet(max_cpus: float, timeout: float) -> float:
+    """Wait up to ``timeout`` s for a second in which the system used < ``max_cpus`` CPUs.
+
+    Returns the last second's load (above ``max_cpus`` if the machine never went quiet).
+    """
+    deadline = time.monotonic() + timeout
+    load = busy_cpus()
+    while load >= max_cpus and time.monotonic() < deadline:
+        load = busy_cpus()
+    return load

@@ -16,8 +16,9 @@ from pathlib import Path
 from bench import proc
 
 WORKERS = 2
+WORKER_CLASS = ("--worker-class", "sync")
 # The same for every target. No control socket: it defaults to one shared path per user.
-GUNICORN_ARGS = ("--workers", str(WORKERS), "--worker-class", "sync", "--no-control-socket")
+GUNICORN_ARGS = ("--workers", str(WORKERS), *WORKER_CLASS, "--no-control-socket")
 HOST = "127.0.0.1"
 
 
@@ -32,6 +33,8 @@ class Server:
     process: subprocess.Popen
     port: int
     log: Path
+    expected_workers: int = WORKERS
+    name: str = "gunicorn"
 
     @property
     def url(self) -> str:
@@ -62,11 +65,44 @@ def port_open(port: int) -> bool:
 
 @contextlib.contextmanager
 def gunicorn(
-    app: str, env: Mapping[str, str], cwd: Path, log: Path, boot_timeout: float = 60.0
+    app: str,
+    env: Mapping[str, str],
+    cwd: Path,
+    log: Path,
+    boot_timeout: float = 60.0,
+    workers: int = WORKERS,
+    worker_args: tuple[str, ...] = WORKER_CLASS,
 ) -> Iterator[Server]:
-    """Run ``gunicorn -w 2 app`` on a free port until the block exits, then stop it."""
+    """Run ``gunicorn -w 2 app`` on a free port until the block exits, then stop it.
+
+    ``workers`` and ``worker_args`` (e.g. ``("--worker-class", "gthread", "--threads",
+    "8")``) change the worker model for servers that are not the measured target,
+    such as the WeChat simulator, which keeps its state in one process.
+    """
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS, "-b", f"{HOST}:{port}", app]
+    options = (
+        GUNICORN_ARGS
+        if (workers, worker_args) == (WORKERS, WORKER_CLASS)
+        else ("--workers", str(workers), *worker_args, "--no-control-socket")
+    )
+    argv = [sys.executable, "-m", "gunicorn", *options, "-b", f"{HOST}:{port}", app]
+    with serve(argv, port, env, cwd, log, boot_timeout, workers, "gunicorn") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serve(
+    argv: list[str],
+    port: int,
+    env: Mapping[str, str],
+    cwd: Path,
+    log: Path,
+    boot_timeout: float = 60.0,
+    workers: int = 0,
+    name: str = "server",
+) -> Iterator[Server]:
+    """Run ``argv``, a server listening on ``port`` with ``workers`` child processes, until
+    the block exits; then stop its process group and wait for the port to close."""
     with log.open("wb") as out:
         process = subprocess.Popen(  # own session, so stop() can signal just this group
             argv,
@@ -76,7 +112,7 @@ def gunicorn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(process, port, log)
+    server = Server(process, port, log, workers, name)
     try:
         _wait_listening(server, boot_timeout)
         yield server
@@ -89,12 +125,13 @@ def _wait_listening(server: Server, timeout: float) -> None:
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise ServerError(
-                f"gunicorn exited with status {server.process.returncode}:\n{server.log_tail()}"
+                f"{server.name} exited with status {server.process.returncode}:\n"
+                f"{server.log_tail()}"
             )
-        if port_open(server.port) and len(server.workers()) == WORKERS:
+        if port_open(server.port) and len(server.workers()) == server.expected_workers:
             return
         time.sleep(0.1)
-    raise ServerError(f"gunicorn not listening after {timeout:.0f}s:\n{server.log_tail()}")
+    raise ServerError(f"{server.name} not listening after {timeout:.0f}s:\n{server.log_tail()}")
 
 
 def stop(server: Server, timeout: float = 15.0) -> None:
@@ -111,7 +148,7 @@ def stop(server: Server, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + 10
     while port_open(server.port):
         if time.monotonic() > deadline:
-            raise ServerError(f"port {server.port} still open after stopping gunicorn")
+            raise ServerError(f"port {server.port} still open after stopping {server.name}")
         time.sleep(0.1)
 
 

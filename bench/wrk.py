@@ -88,6 +88,22 @@ def run(
     url: str, script: Path, requests_file: Path, duration: float, connections: int, threads: int
 ) -> WrkResult:
     """Load ``url`` with the requests in ``requests_file`` for ``duration`` seconds."""
+    output = run_script(
+        url, script, duration, connections, threads, [str(requests_file), str(threads)]
+    )
+    return parse(output)
+
+
+def run_script(
+    url: str,
+    script: Path,
+    duration: float,
+    connections: int,
+    threads: int,
+    script_args: list[str],
+    timeout: str = "5s",
+) -> str:
+    """Run wrk with ``--latency`` and a Lua ``script`` given ``script_args``; its stdout."""
     argv = [
         "wrk",
         "--latency",
@@ -95,18 +111,17 @@ def run(
         f"-c{connections}",
         f"-d{duration:g}s",
         "--timeout",
-        "5s",
+        timeout,
         "-s",
         str(script),
         url,
         "--",
-        str(requests_file),
-        str(threads),
+        *script_args,
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return parse(done.stdout)
+    return done.stdout
 
 
 def _ms(value: str, unit: str) -> float:

@@ -26,6 +26,6 @@ class AutoReplies:
         return self.help_text
 
     def register(self, dispatcher: Dispatcher) -> None:
-        dispatcher.on("text")(self.for_text)
-        dispatcher.on("event:click")(self.for_click)
-        dispatcher.on("event:subscribe", "event:subscribe_scan")(self.for_follow)
+        dispatcher.on("text", pure=True)(self.for_text)
+        dispatcher.on("event:click", pure=True)(self.for_click)
+        dispatcher.on("event:subscribe", "event:subscribe_scan", pure=True)(self.for_follow)

@@ -74,6 +74,23 @@ BASE: dict[str, Any] = {
     "CARD_LOCK_WINDOW": 3600,
     "CARD_LOCK_SECONDS": 1800,
     "API_MAX_BYTES": 16 * 1024,
+    # -- H5 pages in the official account (members/pages.py)
+    # Scheme and host the customer's browser sees, e.g. "https://wx.bank.example": the
+    # OAuth redirect_uri is built from it. Empty: from the request's Host and scheme, which
+    # behind a TLS-terminating proxy are the proxy's view (http, an internal name) or
+    # whatever Host a client sent; set it in production so WeChat always gets the one
+    # registered "网页授权域名" over https.
+    "PUBLIC_BASE_URL": "",
+    # Seconds an OAuth login on the H5 pages counts, however active the page: then the
+    # page silently asks WeChat again (snsapi_base needs no click). CSRF tokens die with it.
+    "H5_LOGIN_MAX_AGE": 30 * 60,
+    # Flask's signed session cookie (only the H5 pages use it): JavaScript cannot read it,
+    # cross-site subrequests and POSTs do not carry it, and it expires after this many
+    # idle seconds. Secure (https only) in the production profile.
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    "PERMANENT_SESSION_LIFETIME": 15 * 60,
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,
@@ -122,7 +139,7 @@ BASE: dict[str, Any] = {
 PROFILES: dict[str, dict[str, Any]] = {
     "development": {},
     "test": {"APP_ENV": "test", "JOBS_EAGER": True, "LOG_LEVEL": "WARNING"},
-    "production": {"APP_ENV": "production", "AUTO_MIGRATE": False},
+    "production": {"APP_ENV": "production", "AUTO_MIGRATE": False, "SESSION_COOKIE_SECURE": True},
 }
 
 

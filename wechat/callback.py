@@ -72,8 +72,7 @@ def receive() -> Response:
         return _refuse(403, "bad_signature", "invalid signature")
     encrypted = args.get("encrypt_type") == "aes"
     try:
-        xml = _open(body, args) if encrypted else body
-        inbound = parse(xml)
+        inbound = parse(_open(body, args), authenticated=True) if encrypted else parse(body)
     except _Forged:
         return _refuse(403, "bad_signature", "invalid msg_signature")
     except (BadMessage, CryptoError) as exc:
@@ -109,14 +108,18 @@ def _open(body: bytes, args: dict[str, str]) -> bytes:
 def _answer(inbound: Inbound) -> bytes | None:
     """The reply (b'' for 'success'), once per push; None when we failed and want a retry."""
     cache: ReplyCache = current_app.extensions["wechat.replies"]
+    dispatcher = dispatch.get_dispatcher()
+    if dispatcher.is_pure(inbound.kind):
+        # Nothing to repeat: compose first, then claim and store in one round trip.
+        reply = render(dispatcher.dispatch(inbound), inbound) or b""
+        if cache.claim(inbound.dedupe_key, reply):
+            return _counted(inbound, reply)
+        return _stored(cache, inbound)
     if not cache.claim(inbound.dedupe_key):
-        CALLBACKS.labels(type=inbound.kind, outcome="duplicate").inc()
-        stored = cache.wait(inbound.dedupe_key, current_app.config["CALLBACK_RETRY_WAIT"])
-        return b"" if stored is None else stored
+        return _stored(cache, inbound)
     try:
-        reply = render(dispatch.get_dispatcher().dispatch(inbound), inbound) or b""
-        if db.session().in_transaction():  # most pushes (texts, clicks) never touch the database
-            db.session.commit()
+        reply = render(dispatcher.dispatch(inbound), inbound) or b""
+        db.session.commit()
     except Exception:
         db.session.rollback()
         cache.release(inbound.dedupe_key)
@@ -124,6 +127,17 @@ def _answer(inbound: Inbound) -> bytes | None:
         log.exception("callback handler failed", extra={"kind": inbound.kind})
         return None
     cache.store(inbound.dedupe_key, reply)
+    return _counted(inbound, reply)
+
+
+def _stored(cache: ReplyCache, inbound: Inbound) -> bytes:
+    """A retry: the first delivery's reply, or 'success' if it is still running."""
+    CALLBACKS.labels(type=inbound.kind, outcome="duplicate").inc()
+    stored = cache.wait(inbound.dedupe_key, current_app.config["CALLBACK_RETRY_WAIT"])
+    return b"" if stored is None else stored
+
+
+def _counted(inbound: Inbound, reply: bytes) -> bytes:
     CALLBACKS.labels(type=inbound.kind, outcome="replied" if reply else "success").inc()
     return reply
 

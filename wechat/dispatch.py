@@ -6,6 +6,11 @@ Kinds are wechatpy's message types ('text', 'image', 'voice', 'video',
 'event:click', 'event:view', 'event:templatesendjobfinish', ...). Handlers of a
 kind run in registration order; the first reply a handler returns is the
 answer, and later handlers still run for their side effects.
+
+A handler registered ``pure=True`` only composes a reply: no database writes,
+no jobs. Kinds whose handlers are all pure are deduplicated in one Redis
+round trip (claim and reply stored together), since there is nothing a
+concurrent retry could repeat.
 """
 
 from __future__ import annotations
@@ -24,16 +29,23 @@ Handler = Callable[[Inbound], Reply]
 class Dispatcher:
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._effectful: set[str] = set()
 
-    def on(self, *kinds: str) -> Callable[[Handler], Handler]:
+    def on(self, *kinds: str, pure: bool = False) -> Callable[[Handler], Handler]:
         """Decorator registering a handler for one or more kinds."""
 
         def register(handler: Handler) -> Handler:
             for kind in kinds:
                 self._handlers[kind].append(handler)
+                if not pure:
+                    self._effectful.add(kind)
             return handler
 
         return register
+
+    def is_pure(self, kind: str) -> bool:
+        """True when every handler of ``kind`` only composes a reply."""
+        return kind not in self._effectful
 
     def dispatch(self, inbound: Inbound) -> Reply:
         reply: Reply = None
@@ -42,9 +54,6 @@ class Dispatcher:
             if reply is None:
                 reply = answer
         return reply
-
-    def handles(self, kind: str) -> bool:
-        return kind in self._handlers
 
 
 def init_app(app: Flask) -> Dispatcher:

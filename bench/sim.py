@@ -1,0 +1,89 @@
+"""The WeChat simulator as a separate server process for the benchmarks, and its control API.
+
+Two ways to run it, both one process (the simulator keeps its state in memory,
+so a second worker would not know the codes the first one minted):
+
+* ``cli``: ``flask --app app wechat-sim --port P``, the README's command
+  (Werkzeug's threaded development server);
+* ``gunicorn``: ``gunicorn -w 1 -k gthread --threads N 'bench.sim:create()'``,
+  the same WSGI app (``wechat.sim.app.create_sim_app``) under a production server.
+
+Either way the simulated account comes from the same environment as the app's
+(``wechat.sim.cli.sim_config_from`` over the app's settings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from flask import Flask
+
+from bench import server
+from config.settings import load_settings
+from wechat.sim.app import create_sim_app
+from wechat.sim.cli import sim_config_from
+
+MODES = ("gunicorn", "cli")
+GUNICORN_THREADS = 8
+MINT_THREADS = 4
+
+
+def create() -> Flask:
+    """The simulator's WSGI app for the account in the environment (gunicorn's entry point)."""
+    return create_sim_app(sim_config_from(load_settings(), callback_url=None))
+
+
+@contextlib.contextmanager
+def running(mode: str, env: Mapping[str, str], cwd: Path, log: Path,
+            threads: int = GUNICORN_THREADS) -> Iterator[server.Server]:
+    """The simulator in its own process until the block exits."""
+    if mode == "gunicorn":
+        worker = ("--worker-class", "gthread", "--threads", str(threads))
+        with server.gunicorn("bench.sim:create()", env, cwd, log, workers=1,
+                             worker_args=worker) as sim:
+            yield sim
+        return
+    if mode != "cli":
+        raise ValueError(f"simulator mode must be one of {MODES}")
+    port = server.free_port()
+    argv = [sys.executable, "-m", "flask", "--app", "app", "wechat-sim", "--port", str(port)]
+    with server.serve(argv, port, env, cwd, log, name="wechat-sim") as sim:
+        yield sim
+
+
+def pids(sim: server.Server) -> list[int]:
+    """Every process of the simulator (the gunicorn master and its worker, or the CLI)."""
+    return [sim.process.pid, *sim.workers()]
+
+
+def _mint(url: str, users: list[tuple[str, str | None]]) -> list[str]:
+    codes = []
+    with requests.Session() as http:
+        for openid, unionid in users:
+            body = {"openid": openid, **({"unionid": unionid} if unionid else {})}
+            response = http.post(f"{url}/sim/miniapp/code", json=body, timeout=30)
+            response.raise_for_status()
+            codes.append(response.json()["code"])
+    return codes
+
+
+def mint_login_codes(url: str, users: list[tuple[str, str | None]]) -> list[str]:
+    """One single-use wx.login code per ``(openid, unionid)``, in the order given."""
+    chunks = [users[i::MINT_THREADS] for i in range(MINT_THREADS)]
+    with ThreadPoolExecutor(MINT_THREADS) as pool:
+        minted = list(pool.map(_mint, [url] * MINT_THREADS, chunks))
+    codes: list[str] = [""] * len(users)
+    for i, chunk in enumerate(minted):
+        codes[i::MINT_THREADS] = chunk
+    return codes
+
+
+def stats(url: str) -> dict[str, dict[str, int]]:
+    response = requests.get(f"{url}/sim/stats", timeout=30)
+    response.raise_for_status()
+    return response.json()
