@@ -72,6 +72,8 @@ TARGET_P99_MS = 30.0
 # Raised so that no login is refused, while every login still goes through the limiter.
 BENCH_LOGIN_LIMITS = {"ip": "100000000/minute;100000000/hour"}
 PROBE_MAX_RATE = 4000  # codes minted per second of the simulator probe
+MAX_OTHER_CPUS = 0.1  # background load above this is reported as disturbing the numbers
+QUIET_WAIT_SECONDS = 120  # how long to wait for the machine to go quiet before the load
 
 # One connection per wrk thread (-c == -t): request() and response() alternate strictly,
 # so the thread knows which request an answer belongs to and can time each one.
@@ -228,6 +230,7 @@ class Report:
     code2session_calls: int = 0
     bound_answers: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def ok(self, kind: str) -> int:
         return self.statuses.get(kind, Counter())[200]
@@ -323,7 +326,7 @@ def probe_sim(sim_url: str, workdir: Path, people: list[User], args: argparse.Na
 def sanity_check(app_url: str, sim_url: str, people: list[User], bound: int) -> None:
     """A bound and an unbound user log in and read /me; InvalidRun unless both answer right."""
     for user, expect_bound in ((people[0], bound > 0), (people[-1], bound >= len(people))):
-        code = sim.mint_login_codes(sim_url, [(user.openid, user.unionid)])[0]
+        code = sim.mint_login_code(sim_url, user.openid, user.unionid)
         login = requests.post(f"{app_url}/api/miniapp/login", json={"code": code}, timeout=30)
         if login.status_code != 200 or login.json().get("bound") is not expect_bound:
             raise InvalidRun(f"sanity login: HTTP {login.status_code} {login.text[:300]}")
@@ -414,6 +417,9 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
             server.wait_idle(workers)
             log(f"app on {app.url}, workers {workers}; sanity login + /me OK")
             load(app, sim_pids, workdir, warmup, WARMUP_SECONDS, args.connections)
+            background = proc.wait_quiet(MAX_OTHER_CPUS, QUIET_WAIT_SECONDS)
+            if background >= MAX_OTHER_CPUS:
+                log(f"the machine is not quiet ({background:.2f} CPUs busy); measuring anyway")
             calls_before = code2session_calls(wechat.url)
             offset = app_log.stat().st_size
             output, report.cpu = load(app, sim_pids, workdir, codes, args.duration,
@@ -426,6 +432,9 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     report.duration = report.wrk.requests / report.wrk.rps if report.wrk.rps else 0.0
     read_samples(workdir / "samples.txt", report)
     report.sim_call = sim_call_times(app_log, offset)
+    if report.cpu["other"] > MAX_OTHER_CPUS:
+        report.warnings.append(f"other processes kept {report.cpu['other']:.2f} CPUs busy "
+                               "during the run: the numbers are disturbed")
     if report.wrk.wraps:
         report.problems.append(f"wrk threads ran out of codes {report.wrk.wraps} times "
                                "(codes were reused): raise --max-rate")
@@ -477,11 +486,14 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         print(f"simulator alone ({args.probe:g}s wrk, fresh codes): {p.rps:,.0f} "
               f"jscode2session/s, p50 {p.p50_ms:.2f} ms, p99 {p.p99_ms:.2f} ms, "
               f"{report.sim_probe_refused} refused")
-    cpu = report.cpu
-    print("CPUs busy during the run: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+    names = {"children": "wrk"}
+    print("CPUs busy during the run: "
+          + ", ".join(f"{names.get(k, k)} {v:.2f}" for k, v in report.cpu.items())
           + f" (of {os.cpu_count()})")
     print("worker RSS after the run: " + ", ".join(f"{mb:.1f} MB" for mb in report.rss_mb))
     print_verdicts(report)
+    for warning in report.warnings:
+        print(f"WARNING  {warning}")
 
 
 def print_verdicts(report: Report) -> None:

@@ -134,17 +134,38 @@ def _wait_listening(server: Server, timeout: float) -> None:
     raise ServerError(f"{server.name} not listening after {timeout:.0f}s:\n{server.log_tail()}")
 
 
-def stop(server: Server, timeout: float = 15.0) -> None:
-    """SIGTERM the server's process group, SIGKILL it if it lingers, wait for the port."""
-    group = server.process.pid
+@contextlib.contextmanager
+def background(
+    argv: list[str], env: Mapping[str, str], cwd: Path, log: Path
+) -> Iterator[subprocess.Popen]:
+    """Run ``argv`` (no port: e.g. a job worker) in its own process group until the block exits."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        terminate(process)
+
+
+def terminate(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM the process group led by ``process``, SIGKILL it if it lingers."""
+    group = process.pid
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGTERM)
     try:
-        server.process.wait(timeout)
+        process.wait(timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
-        server.process.wait(5)
+        process.wait(5)
+
+
+def stop(server: Server, timeout: float = 15.0) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it lingers, wait for the port."""
+    terminate(server.process, timeout)
     deadline = time.monotonic() + 10
     while port_open(server.port):
         if time.monotonic() > deadline:

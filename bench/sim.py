@@ -61,15 +61,18 @@ def pids(sim: server.Server) -> list[int]:
     return [sim.process.pid, *sim.workers()]
 
 
+def mint_login_code(url: str, openid: str, unionid: str | None = None,
+                    http: requests.Session | None = None) -> str:
+    """A single-use wx.login code that code2session turns into this user."""
+    body = {"openid": openid, **({"unionid": unionid} if unionid else {})}
+    response = (http or requests).post(f"{url}/sim/miniapp/code", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()["code"]
+
+
 def _mint(url: str, users: list[tuple[str, str | None]]) -> list[str]:
-    codes = []
     with requests.Session() as http:
-        for openid, unionid in users:
-            body = {"openid": openid, **({"unionid": unionid} if unionid else {})}
-            response = http.post(f"{url}/sim/miniapp/code", json=body, timeout=30)
-            response.raise_for_status()
-            codes.append(response.json()["code"])
-    return codes
+        return [mint_login_code(url, openid, unionid, http) for openid, unionid in users]
 
 
 def mint_login_codes(url: str, users: list[tuple[str, str | None]]) -> list[str]:

@@ -49,5 +49,7 @@ def validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError("production requires SECRET_KEY of at least 32 characters")
     if Path(settings["REGION_IP_RANGES_FILE"]).name == "regions_sample.csv":
         raise ConfigError("production refuses the sample REGION_IP_RANGES_FILE")
+    if not settings["PUBLIC_BASE_URL"].startswith("https://"):
+        raise ConfigError("production requires PUBLIC_BASE_URL (https://…) for OAuth redirects")
     if "local-dev" in settings["HOME_REGIONS"]:
         raise ConfigError("production refuses 'local-dev' (private ranges) in HOME_REGIONS")

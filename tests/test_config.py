@@ -27,6 +27,7 @@ PRODUCTION_ENV = {
     "SMS_GATEWAY_URL": "https://sms.bank.internal/send",
     "REGION_IP_RANGES_FILE": "/etc/cobrand/regions.csv",
     "HOME_REGIONS": '["zhejiang"]',
+    "PUBLIC_BASE_URL": "https://card.bank.example",
 }
 
 
@@ -62,7 +63,7 @@ def test_complete_production_settings_pass():
 
 
 @pytest.mark.parametrize("key", sorted(set(PRODUCTION_ENV) - {
-    "APP_ENV", "REGION_IP_RANGES_FILE", "HOME_REGIONS"}))
+    "APP_ENV", "REGION_IP_RANGES_FILE", "HOME_REGIONS", "PUBLIC_BASE_URL"}))
 def test_production_names_the_missing_setting(key):
     environ = {**PRODUCTION_ENV, key: ""}
     with pytest.raises(ConfigError, match=key):
@@ -89,6 +90,12 @@ def test_production_refuses_the_sample_region_table():
             **PRODUCTION_ENV, "REGION_IP_RANGES_FILE": "config/regions_sample.csv"}))
     with pytest.raises(ConfigError, match="local-dev"):
         validate(load_settings(environ={**PRODUCTION_ENV, "HOME_REGIONS": '["local-dev"]'}))
+
+
+def test_production_requires_an_https_public_base_url():
+    for value in ("", "http://card.bank.example"):
+        with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+            validate(load_settings(environ={**PRODUCTION_ENV, "PUBLIC_BASE_URL": value}))
 
 
 def test_malformed_aes_key_is_refused_everywhere():

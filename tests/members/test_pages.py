@@ -192,6 +192,15 @@ def test_callback_without_the_right_state_stores_nothing(client, app, sim, state
     assert client.get("/m/bind").status_code == 302  # still nobody
 
 
+def test_callback_without_a_code_exchanges_nothing(client, app, sim):
+    location = client.get("/m/bind").headers["Location"]
+    state = re.search(r"state=([A-Za-z0-9]+)", location).group(1)
+    answer = client.get("/m/oauth/callback", query_string={"state": state})
+    assert answer.status_code == 400 and "授权已失效" in text(answer)
+    assert sim_calls(sim, EXCHANGE) == []
+    assert "oa_openid" not in session_of(client, app)
+
+
 def test_a_state_works_once(client, app, sim):
     callback = log_in(client, sim)
     state = re.search(r"state=([A-Za-z0-9]+)", callback).group(1)
