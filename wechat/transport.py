@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -50,6 +51,10 @@ def build_session(config: Mapping[str, Any]) -> requests.Session:
     return session
 
 
-def configured_url(config: Mapping[str, Any], key: str, path: str) -> str:
-    """Absolute URL under the configured base ``key`` (e.g. WECHAT_MP_BASE)."""
-    return config[key].rstrip("/") + path
+def qr_image_url(config: Mapping[str, Any], ticket: str) -> str:
+    """The QR code image of ``ticket``, fetched by browsers, under the configured mp host.
+
+    wechatpy's ``qrcode.get_url`` hard-codes mp.weixin.qq.com, and a browser
+    does not go through our transport, so the URL is built here.
+    """
+    return f"{config['WECHAT_MP_BASE'].rstrip('/')}/cgi-bin/showqrcode?ticket={quote(ticket, safe='')}"

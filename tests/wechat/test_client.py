@@ -11,6 +11,7 @@ from support import sim_calls, sim_fault, sim_post
 
 from wechat import clients
 from wechat.errors import WeChatAPIError, WeChatUnavailable
+from wechat.transport import qr_image_url
 
 OPENID = "oClientUser00000000000000001"
 
@@ -149,8 +150,7 @@ def test_every_wechat_host_is_redirected(app, sim):
              "action_info": {"scene": {"scene_str": "branch_1"}}})
     assert sim_calls(sim, "/sns/jscode2session")
     assert "access_token" not in sim_calls(sim, "/sns/jscode2session")[0]["query"]
-    image = requests.get(f"{app.config['WECHAT_MP_BASE']}/cgi-bin/showqrcode",
-                         params={"ticket": qr["ticket"]}, timeout=5)
+    image = requests.get(qr_image_url(app.config, qr["ticket"]), timeout=5)
     assert image.status_code == 200 and image.headers["Content-Type"].startswith("image/")
 
 
@@ -163,3 +163,10 @@ def test_nothing_leaves_for_real_wechat_hosts(app):
     with pytest.raises(requests.ConnectionError):
         adapter.send(prepared)
     assert prepared.url == "http://127.0.0.1:9/cgi-bin/x"
+
+
+def test_qr_image_url_uses_the_configured_host_and_encodes_the_ticket():
+    config = {"WECHAT_MP_BASE": "http://127.0.0.1:9/"}
+    assert qr_image_url(config, "gQH+8Do/AAA=") == (
+        "http://127.0.0.1:9/cgi-bin/showqrcode?ticket=gQH%2B8Do%2FAAA%3D"
+    )
