@@ -57,4 +57,5 @@ def qr_image_url(config: Mapping[str, Any], ticket: str) -> str:
     wechatpy's ``qrcode.get_url`` hard-codes mp.weixin.qq.com, and a browser
     does not go through our transport, so the URL is built here.
     """
-    return f"{config['WECHAT_MP_BASE'].rstrip('/')}/cgi-bin/showqrcode?ticket={quote(ticket, safe='')}"
+    base = config["WECHAT_MP_BASE"].rstrip("/")
+    return f"{base}/cgi-bin/showqrcode?ticket={quote(ticket, safe='')}"
