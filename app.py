@@ -15,6 +15,7 @@ from config import load_settings, validate
 from config.dev_secrets import load_or_create
 from core import errors, health, jobs, kv, logs
 from core.db import db, migrate
+from core.sessions import LazyCookieSessionInterface
 from core.worker import worker_command
 from wechat import callback, clients
 from wechat.sim.cli import wechat_sim_command
@@ -31,6 +32,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     validate(settings)
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
+    app.session_interface = LazyCookieSessionInterface()
 
     logs.init_app(app)
     errors.init_app(app)

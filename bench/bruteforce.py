@@ -229,10 +229,12 @@ class Answer:
 class Member:
     """One mini-program user driving the API through the test client, from any address."""
 
-    def __init__(self, app: Flask, sim_url: str, openid: str) -> None:
+    def __init__(self, app: Flask, sim_url: str, openid: str,
+                 rng: random.Random | None = None) -> None:
         self.client: FlaskClient = app.test_client()
         self.sim_url = sim_url
         self.openid = openid
+        self.rng = rng or random.Random(openid)
         self.token: str | None = None
         self.logins = 0
 
@@ -262,14 +264,13 @@ class Member:
             answer = self._call("post", path, ip, body)
         return answer
 
-    def ensure_login(self, ip: str, fallback: list[Ip] | None = None,
-                     rng: random.Random | None = None) -> None:
-        """Log in from ``ip``, else from other addresses of ``fallback`` (refused ones)."""
+    def ensure_login(self, ip: str, fallback: list[Ip] | None = None) -> None:
+        """Log in from ``ip``, else from other addresses of ``fallback`` (when refused)."""
         answer = self.login(ip)
         for _ in range(50):
             if answer.status == 200 or not fallback:
                 break
-            answer = self.login((rng or random).choice(fallback).address)
+            answer = self.login(self.rng.choice(fallback).address)
         if answer.status != 200:
             raise InvalidRun(f"{self.openid} could not log in: {answer.status} {answer.body}")
 
@@ -477,9 +478,9 @@ def make_bots(w: World, args: argparse.Namespace, ips: list[Ip]) -> list[Bot]:
     known = {h.card_no for h in targets[:round(CARDS * args.phone_known)]}
     bots = []
     for n in range(args.attackers):
-        member = Member(w.app, w.sim_url, f"oAttacker{n:019d}")
         bot_rng = random.Random(rng.randrange(2**32))
-        member.ensure_login(bot_rng.choice(ips).address, ips, bot_rng)
+        member = Member(w.app, w.sim_url, f"oAttacker{n:019d}", bot_rng)
+        member.ensure_login(bot_rng.choice(ips).address, ips)
         bots.append(Bot(member, targets, known, ips, bot_rng))
     return bots
 
@@ -636,7 +637,7 @@ def print_settings(w: World, args: argparse.Namespace, clock: Clock, span: float
     print("scaled: " + ", ".join(f"{k}={settings[k]}s" for k in SCALED_SECONDS))
     if w.notes:
         print("windows kept at 1 s (stricter than exact scaling): " + "; ".join(w.notes))
-    lags = sorted(a.lag for b in bots for a in b.attempts)
+    lags = sorted(a.lag for b in bots for a in b.attempts) or [0.0]
     print(f"schedule: attempts sent on time up to p99 lag {stats.percentile(lags, 0.99):.3f} s, "
           f"max {lags[-1]:.3f} s real; attacker logins "
           f"{sum(b.member.logins for b in bots)} (sessions expire every "

@@ -60,7 +60,7 @@ from pathlib import Path
 import requests
 from flask import Flask
 
-from bench import backend, holders, proc, server, sim, stats, wrk
+from bench import backend, holders, proc, profile, server, sim, stats, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = f"{backend.REDIS_SERVER}/14"
@@ -74,6 +74,21 @@ BENCH_LOGIN_LIMITS = {"ip": "100000000/minute;100000000/hour"}
 PROBE_MAX_RATE = 4000  # codes minted per second of the simulator probe
 MAX_OTHER_CPUS = 0.1  # background load above this is reported as disturbing the numbers
 QUIET_WAIT_SECONDS = 120  # how long to wait for the machine to go quiet before the load
+# --profile: where the workers' wall time goes, by a few library entry points.
+PROFILE_BUCKETS = {
+    "request handling in Flask (everything below)": "Flask.full_dispatch_request (flask/app.py)",
+    "SQLAlchemy ORM statements (incl. waits)": "Session._execute_internal "
+                                               "(sqlalchemy/orm/session.py)",
+    "  autoflush: INSERTs sent before a query": "Session._autoflush (sqlalchemy/orm/session.py)",
+    "SQLAlchemy commit": "Session.commit (sqlalchemy/orm/session.py)",
+    "waiting on PostgreSQL (psycopg)": "Connection.wait (psycopg/connection.py)",
+    "Redis commands (limiter's Lua scripts)": "Redis.execute_command (redis/client.py)",
+    "HTTP to the simulator (requests)": "Session.request (requests/sessions.py)",
+    "  requests' proxy/netrc lookups per call": "Session.merge_environment_settings "
+                                                 "(requests/sessions.py)",
+    "end of request: session remove, rollback": "Flask.do_teardown_appcontext (flask/app.py)",
+}
+PROJECT_FRAMES = r"\((members|core|wechat|config|campaigns)/"
 
 # One connection per wrk thread (-c == -t): request() and response() alternate strictly,
 # so the thread knows which request an answer belongs to and can time each one.
@@ -228,9 +243,9 @@ class Report:
     cpu: dict[str, float] = field(default_factory=dict)
     rss_mb: list[float] = field(default_factory=list)
     code2session_calls: int = 0
-    bound_answers: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    profile: profile.Profile | None = None
 
     def ok(self, kind: str) -> int:
         return self.statuses.get(kind, Counter())[200]
@@ -293,9 +308,9 @@ def seed(env: dict[str, str], people: list[User], bound: int) -> None:
         db.engine.dispose()
 
 
-def write_codes(path: Path, sim_url: str, people: list[User], count: int, first: int) -> None:
-    """Mint ``count`` codes for users ``first``, ``first + 1``, ... (cycling) into ``path``."""
-    order = [people[(first + n) % len(people)] for n in range(count)]
+def write_codes(path: Path, sim_url: str, people: list[User], count: int) -> None:
+    """Mint ``count`` codes, one a line, for the users in turn (cycling) into ``path``."""
+    order = [people[n % len(people)] for n in range(count)]
     codes = sim.mint_login_codes(sim_url, [(u.openid, u.unionid) for u in order])
     path.write_text("".join(code + "\n" for code in codes))
 
@@ -307,7 +322,7 @@ def probe_sim(sim_url: str, workdir: Path, people: list[User], args: argparse.Na
     """wrk against /sns/jscode2session with fresh codes: the simulator's own ceiling."""
     count = int(PROBE_MAX_RATE * args.probe)
     codes = workdir / "probe-codes.txt"
-    write_codes(codes, sim_url, people, count, 0)
+    write_codes(codes, sim_url, people, count)
     script = workdir / "probe.lua"
     script.write_text(PROBE_LUA)
     query = (f"appid={backend.MINIAPP_APP_ID}&secret={backend.MINIAPP_APP_SECRET}"
@@ -367,16 +382,23 @@ def service_pids() -> list[int]:
 
 
 def load(app: server.Server, sim_pids: list[int], workdir: Path, codes: Path, seconds: float,
-         connections: int) -> tuple[str, dict[str, float]]:
-    """One wrk run of login + /me pairs; its output and the CPUs each party used."""
+         connections: int, profiled: list[Path] | None = None) -> tuple[str, dict[str, float]]:
+    """One wrk run of login + /me pairs; its output and the CPUs each party used.
+
+    With ``profiled`` (a list to fill), py-spy samples the workers meanwhile.
+    """
     script = workdir / "login.lua"
     script.write_text(LOGIN_LUA)
     samples = workdir / "samples.txt"
     app_pids = [app.process.pid, *app.workers()]
     before = proc.CpuSample.take([*app_pids, *sim_pids, *service_pids()])
     started = time.monotonic()
-    output = wrk.run_script(app.url, script, seconds, connections, connections,
-                            [str(codes), str(connections), str(samples)])
+    with contextlib.ExitStack() as stack:
+        if profiled is not None:
+            profiled.extend(stack.enter_context(
+                profile.recording(app.workers(), seconds, workdir)))
+        output = wrk.run_script(app.url, script, seconds, connections, connections,
+                                [str(codes), str(connections), str(samples)])
     elapsed = time.monotonic() - started
     services = service_pids()
     after = proc.CpuSample.take([*app_pids, *sim_pids, *services])
@@ -402,13 +424,13 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
             log(f"simulator alone: {report.sim_probe.rps:,.0f} jscode2session/s")
         warmup, codes = workdir / "warmup-codes.txt", workdir / "codes.txt"
         started = time.monotonic()
-        write_codes(warmup, wechat.url, people, int(args.max_rate * WARMUP_SECONDS), 0)
-        write_codes(codes, wechat.url, people, int(args.max_rate * args.duration), 0)
+        write_codes(warmup, wechat.url, people, int(args.max_rate * WARMUP_SECONDS))
+        write_codes(codes, wechat.url, people, int(args.max_rate * args.duration))
         log(f"minted {int(args.max_rate * (args.duration + WARMUP_SECONDS)):,} codes "
             f"in {time.monotonic() - started:.1f}s")
         app_log = workdir / "gunicorn-app.log"
         with server.gunicorn("app:create_app()", backend.with_sim(env, wechat.url), ROOT,
-                             app_log) as app:
+                             app_log, workers=args.workers) as app:
             try:
                 sanity_check(app.url, wechat.url, people, bound)
             except InvalidRun as exc:
@@ -422,8 +444,11 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
                 log(f"the machine is not quiet ({background:.2f} CPUs busy); measuring anyway")
             calls_before = code2session_calls(wechat.url)
             offset = app_log.stat().st_size
+            profiled: list[Path] | None = [] if args.profile else None
             output, report.cpu = load(app, sim_pids, workdir, codes, args.duration,
-                                      args.connections)
+                                      args.connections, profiled)
+            if profiled:
+                report.profile = profile.load(profiled)
             report.rss_mb = [proc.rss_mb(pid) for pid in app.workers()]
             if app.workers() != workers:
                 report.problems.append(f"workers changed: {workers} -> {app.workers()}")
@@ -456,7 +481,7 @@ def _row(name: str, latency: stats.Latency | None, ok: int, failed: int, seconds
 
 def print_report(report: Report, args: argparse.Namespace) -> None:
     w = report.wrk
-    print(f"\nlogin + /api/members/me; app: gunicorn {server.WORKERS} sync workers, PostgreSQL, "
+    print(f"\nlogin + /api/members/me; app: gunicorn {args.workers} sync workers, PostgreSQL, "
           f"Redis; simulator: {args.sim}"
           + (f" (1 process, {args.sim_threads} threads)" if args.sim == "gunicorn" else "")
           + f"; wrk {args.connections} threads x 1 connection, {args.duration:g}s; "
@@ -486,7 +511,7 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         print(f"simulator alone ({args.probe:g}s wrk, fresh codes): {p.rps:,.0f} "
               f"jscode2session/s, p50 {p.p50_ms:.2f} ms, p99 {p.p99_ms:.2f} ms, "
               f"{report.sim_probe_refused} refused")
-    names = {"children": "wrk"}
+    names = {"children": "wrk (and py-spy if profiling)"}
     print("CPUs busy during the run: "
           + ", ".join(f"{names.get(k, k)} {v:.2f}" for k, v in report.cpu.items())
           + f" (of {os.cpu_count()})")
@@ -494,6 +519,19 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     print_verdicts(report)
     for warning in report.warnings:
         print(f"WARNING  {warning}")
+    if report.profile:
+        print_profile(report.profile)
+
+
+def print_profile(found: profile.Profile) -> None:
+    """Shares of the workers' wall time (py-spy, idle frames included)."""
+    print(f"\nprofile of the workers during the run (py-spy, {found.total:,} samples, share of "
+          "wall time, inclusive; the profiled run is a little slower):")
+    for label, frame in PROFILE_BUCKETS.items():
+        print(f"  {found.share(frame):6.1%}  {label}")
+    print("  project functions:")
+    for share, frame in found.top(PROJECT_FRAMES, 16):
+        print(f"  {share:6.1%}  {frame}")
 
 
 def print_verdicts(report: Report) -> None:
@@ -527,6 +565,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how the simulator runs (gunicorn)")
     parser.add_argument("--sim-threads", type=int, default=sim.GUNICORN_THREADS,
                         help=f"simulator threads under gunicorn ({sim.GUNICORN_THREADS})")
+    parser.add_argument("--workers", type=int, default=server.WORKERS,
+                        help=f"app workers, gunicorn sync ({server.WORKERS})")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the workers with py-spy during the run and print where "
+                             "their time goes")
     parser.add_argument("--probe", type=float, default=2,
                         help="seconds of the simulator-alone probe, 0 to skip (2)")
     args = parser.parse_args(argv)

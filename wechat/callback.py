@@ -107,14 +107,12 @@ def _open(body: bytes, args: dict[str, str]) -> bytes:
 
 def _answer(inbound: Inbound) -> bytes | None:
     """The reply (b'' for 'success'), once per push; None when we failed and want a retry."""
-    cache: ReplyCache = current_app.extensions["wechat.replies"]
     dispatcher = dispatch.get_dispatcher()
     if dispatcher.is_pure(inbound.kind):
-        # Nothing to repeat: compose first, then claim and store in one round trip.
-        reply = render(dispatcher.dispatch(inbound), inbound) or b""
-        if cache.claim(inbound.dedupe_key, reply):
-            return _counted(inbound, reply)
-        return _stored(cache, inbound)
+        # Reply-only pushes are idempotent: a retry composes the same reply and has no
+        # effect to repeat, so they need no claim in Redis.
+        return _counted(inbound, render(dispatcher.dispatch(inbound), inbound) or b"")
+    cache: ReplyCache = current_app.extensions["wechat.replies"]
     if not cache.claim(inbound.dedupe_key):
         return _stored(cache, inbound)
     try:

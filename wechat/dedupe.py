@@ -25,9 +25,9 @@ class ReplyCache:
     def _key(dedupe_key: str) -> str:
         return f"wechat:push:{dedupe_key}"
 
-    def claim(self, dedupe_key: str, reply: bytes = _PENDING) -> bool:
-        """True for the first delivery of this push; ``reply`` when it is already known."""
-        return bool(self.redis.set(self._key(dedupe_key), reply, nx=True, ex=self.ttl))
+    def claim(self, dedupe_key: str) -> bool:
+        """True for the first delivery of this push."""
+        return bool(self.redis.set(self._key(dedupe_key), _PENDING, nx=True, ex=self.ttl))
 
     def store(self, dedupe_key: str, reply: bytes) -> None:
         """Keep the reply (b'' for 'success') for the retries to come."""

@@ -7,10 +7,11 @@ Kinds are wechatpy's message types ('text', 'image', 'voice', 'video',
 kind run in registration order; the first reply a handler returns is the
 answer, and later handlers still run for their side effects.
 
-A handler registered ``pure=True`` only composes a reply: no database writes,
-no jobs. Kinds whose handlers are all pure are deduplicated in one Redis
-round trip (claim and reply stored together), since there is nothing a
-concurrent retry could repeat.
+A handler registered ``pure=True`` only composes a reply from the push and
+configuration: no database writes, no jobs, no calls out. Kinds whose handlers
+are all pure are idempotent (a retry composes the same reply and repeats no
+effect), so the callback skips the dedupe claim for them; every other kind is
+claimed in Redis before its handlers run.
 """
 
 from __future__ import annotations

@@ -1,0 +1,82 @@
+"""Where server time goes: py-spy samples of running processes, summed by function.
+
+``py-spy`` is not a dependency of the project: ``pip install py-spy``. It samples
+the processes from outside (ptrace), so the app runs unchanged; sampling costs
+some CPU, so a profiled run's throughput is a little lower than an unprofiled one.
+Samples include idle frames (``--idle``): the shares are of wall time, waits on
+PostgreSQL, Redis and HTTP included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+RATE = 100  # samples per second
+_LINE = re.compile(r":\d+\)$")  # "func (file.py:123)" -> "func (file.py)"
+
+
+class ProfilerMissing(RuntimeError):
+    """py-spy is not installed."""
+
+
+@contextlib.contextmanager
+def recording(pids: list[int], seconds: float, out_dir: Path) -> Iterator[list[Path]]:
+    """Sample ``pids`` for ``seconds`` while the block runs; yields the collapsed-stack files."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise ProfilerMissing("py-spy not found: pip install py-spy")
+    files = [out_dir / f"py-spy-{pid}.txt" for pid in pids]
+    processes = [
+        subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
+             "--rate", str(RATE), "--idle", "--nonblocking", "--format", "raw", "-o", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for pid, out in zip(pids, files, strict=True)
+    ]
+    try:
+        yield files
+    finally:
+        for process in processes:
+            process.wait(seconds + 60)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Samples per function (inclusive: a function counts when anywhere on the stack)."""
+
+    total: int
+    inclusive: Counter[str]
+
+    def share(self, frame: str) -> float:
+        return self.inclusive[frame] / self.total if self.total else 0.0
+
+    def top(self, pattern: str, count: int = 25) -> list[tuple[float, str]]:
+        """The ``count`` heaviest functions whose ``name (file)`` matches ``pattern``."""
+        wanted = re.compile(pattern)
+        return [(n / self.total, frame) for frame, n in self.inclusive.most_common()
+                if wanted.search(frame)][:count]
+
+
+def load(files: list[Path]) -> Profile:
+    """Read py-spy's raw (collapsed) stacks: ``frame;frame;... count`` per line."""
+    total, inclusive = 0, Counter[str]()
+    for path in files:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            samples = int(count)
+            total += samples
+            for frame in {_LINE.sub(")", frame) for frame in stack.split(";")}:
+                inclusive[frame] += samples
+    return Profile(total, inclusive)
