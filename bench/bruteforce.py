@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import math
 import os
 import random
@@ -81,8 +82,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from limits import parse_many
 from rq import Worker
+from sqlalchemy import func, select
 
+from app import create_app as app_factory
 from bench import backend, holders, proc, server, sim, smsink, stats
+from config.settings import BASE
+from core.db import db
+from members import regions
+from members.models import BindChallenge, Binding, SecurityEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "cobrand_bruteforce"
@@ -160,8 +167,6 @@ def scale_table(table: dict[str, dict[str, str]], scale: int,
 
 def scaled_env(scale: int, policy: str) -> tuple[dict[str, str], list[str]]:
     """The compressed-day settings as environment strings, and notes on inexact windows."""
-    from config.settings import BASE
-
     notes: list[str] = []
     env = {key: str(BASE[key] // scale) for key in SCALED_SECONDS}
     env["RATE_LIMITS"] = backend.as_env(scale_table(BASE["RATE_LIMITS"], scale, notes))
@@ -172,8 +177,6 @@ def scaled_env(scale: int, policy: str) -> tuple[dict[str, str], list[str]]:
 
 
 def valid_scales() -> list[int]:
-    from config.settings import BASE
-
     return [k for k in range(1, 301) if all(BASE[key] % k == 0 for key in SCALED_SECONDS)
             and DAY % k == 0]
 
@@ -187,8 +190,6 @@ class Ip:
 
 
 def _random_address(rng: random.Random, cidr: str) -> str:
-    import ipaddress
-
     network = ipaddress.ip_network(cidr)
     return str(network[rng.randrange(1, network.num_addresses - 1)])
 
@@ -196,8 +197,6 @@ def _random_address(rng: random.Random, cidr: str) -> str:
 def addresses(app: Flask, rng: random.Random, ranges: tuple[str, ...], count: int,
               local: bool) -> list[Ip]:
     """``count`` distinct addresses from ``ranges`` that the app classifies as ``local``."""
-    from members import regions
-
     found: dict[str, Ip] = {}
     with app.app_context():
         for _ in range(count * 100):
@@ -432,9 +431,7 @@ def build_env(args: argparse.Namespace, sim_url: str, sms_url: str) -> tuple[dic
 
 
 def create_app(env: dict[str, str], **overrides: Any) -> Flask:
-    from app import create_app as factory
-
-    return factory({**backend.settings(env), **overrides})
+    return app_factory({**backend.settings(env), **overrides})
 
 
 @contextlib.contextmanager
@@ -543,11 +540,6 @@ class DbFacts:
 
 
 def db_facts(app: Flask, bots: list[Bot], customers: list[Customer]) -> DbFacts:
-    from sqlalchemy import func, select
-
-    from core.db import db
-    from members.models import BindChallenge, Binding, SecurityEvent
-
     attackers = [b.member.openid for b in bots]
     genuine = [c.member.openid for c in customers]
     with app.app_context():
@@ -589,8 +581,6 @@ def tally(attempts: list[Attempt]) -> dict[str, Counter[str]]:
 
 def time_starts(w: World, args: argparse.Namespace) -> dict[str, list[float]]:
     """bind/start answer times (ms) by class, in random order, limits raised."""
-    from config.settings import BASE
-
     raised = {action: dict.fromkeys(windows, RAISED)
               for action, windows in BASE["RATE_LIMITS"].items()}
     app = create_app(w.env, RATE_LIMITS=raised)

@@ -60,7 +60,12 @@ from pathlib import Path
 import requests
 from flask import Flask
 
+from app import create_app
 from bench import backend, holders, proc, profile, server, sim, stats, wrk
+from core.db import db
+from members.binding import MINIAPP
+from members.models import Binding, CardHolder
+from members.pii import vault
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = f"{backend.REDIS_SERVER}/14"
@@ -288,12 +293,6 @@ def bench_env(workdir: Path) -> dict[str, str]:
 
 def seed(env: dict[str, str], people: list[User], bound: int) -> None:
     """Schema by the migrations; ``bound`` holders imported and bound to the first users."""
-    from app import create_app
-    from core.db import db
-    from members.binding import MINIAPP
-    from members.models import Binding, CardHolder
-    from members.pii import vault
-
     app: Flask = create_app(backend.settings(env))  # AUTO_MIGRATE builds the schema
     rows = holders.holders(0, bound)
     holders.import_rows(app, rows)
@@ -559,8 +558,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=2000, help="distinct openids (2000)")
     parser.add_argument("--bound", type=float, default=0.5,
                         help="share of users bound to a card holder (0.5)")
-    parser.add_argument("--max-rate", type=int, default=2000,
-                        help="codes minted per second of load: the ceiling (2000)")
+    parser.add_argument("--max-rate", type=int, default=1200,
+                        help="codes minted per second of load: the ceiling (1200)")
     parser.add_argument("--sim", choices=sim.MODES, default="gunicorn",
                         help="how the simulator runs (gunicorn)")
     parser.add_argument("--sim-threads", type=int, default=sim.GUNICORN_THREADS,
