@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import BigId, UTCDateTime, db, utcnow
@@ -158,3 +158,75 @@ class SecurityEvent(db.Model):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
                                                  index=True)
+
+
+class Transaction(db.Model):
+    """A card transaction posted by core banking; ``txn_id`` makes the feed idempotent."""
+
+    __tablename__ = "card_transaction"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    txn_id: Mapped[str] = mapped_column(String(64), unique=True)
+    card_index: Mapped[str] = mapped_column(String(64), index=True)
+    card_last4: Mapped[str] = mapped_column(String(4))
+    # None for cards the registry does not know: stored and counted, never alerted.
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("card_holder.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    direction: Mapped[str] = mapped_column(String(8))  # debit | credit
+    merchant: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    balance_fen: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Delivery(db.Model):
+    """One alert of one transaction to one openid, and where it stands.
+
+    queued → sending → sent (WeChat's msgid) → delivered | refused, or failed
+    with the errcode kept. A row found stuck in ``sending`` (a worker died
+    between WeChat's answer and this row) is sent again with ``resend`` set,
+    so the holder reads it as a repeat, not a second charge.
+    """
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("transaction_id", "openid", "channel"),
+        Index("ix_delivery_state_updated_at", "state", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("card_transaction.id"))
+    holder_id: Mapped[int] = mapped_column(ForeignKey("card_holder.id"), index=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))  # template | subscribe
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    resend: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(default=0)
+    msgid: Mapped[str | None] = mapped_column(String(32), index=True)
+    errcode: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PointEntry(db.Model):
+    """Append-only points ledger; a holder's balance is the sum of their entries.
+
+    (txn_id, kind) is unique, so a transaction earns or takes back points once.
+    """
+
+    __tablename__ = "point_entry"
+    __table_args__ = (UniqueConstraint("txn_id", "kind"),
+                      Index("ix_point_entry_holder_id_id", "holder_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("card_holder.id"))
+    txn_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # earn | reverse | adjust
+    points: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
