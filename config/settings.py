@@ -74,6 +74,41 @@ BASE: dict[str, Any] = {
     "CARD_LOCK_WINDOW": 3600,
     "CARD_LOCK_SECONDS": 1800,
     "API_MAX_BYTES": 16 * 1024,
+    # -- core-banking transaction feed, POST /api/transactions (members/feed.py)
+    # Body cap, checked before the body is read. A typical item is ~250 bytes; the largest
+    # the validator accepts (64-char txn_id, 128 Chinese characters of merchant \u-escaped
+    # by the sender's serializer at 6 bytes each, every field at its longest) is ~1,200,
+    # pretty-printed ~1,300. 1.5 MiB lets any valid batch of 1,000 through (a valid batch
+    # refused for size could never be delivered) and bounds what one request buffers.
+    # Must stay under MAX_CONTENT_LENGTH.
+    "TXN_FEED_MAX_BYTES": 1536 * 1024,
+    "TXN_FEED_MAX_ITEMS": 1000,  # the contract's batch limit; more is refused (413)
+    # Seconds X-Timestamp may differ from our clock, either way (the contract's 300). A
+    # replay inside the window is harmless: txn_id makes it a duplicate.
+    "TXN_FEED_WINDOW": 300,
+    # Largest amount_fen believed: 10^10 fen = 100 million yuan in one debit-card
+    # transaction. Above it the value is a fault upstream (a unit mix-up, an id in the
+    # wrong column), and the whole batch is refused rather than alerting a customer to it.
+    # It also bounds the points one transaction can earn (see POINTS_RULES).
+    "TXN_MAX_AMOUNT_FEN": 10**10,
+    # -- points ledger (members/points.py)
+    # Integer rules, applied per transaction when it is first stored:
+    #   points = (amount_fen // per_fen) * rate-of-channel
+    # A debit in `currency` on a channel of `earn` earns that many points; channels not
+    # listed (ATM withdrawals, transfers, fees) earn none. A credit in `currency` on a
+    # channel of `take_back` (the refund or reversal of an earlier purchase) takes back
+    # points at that channel's rate; other credits (salary, transfers in) change nothing.
+    # The feed does not say which purchase a refund undoes, so the take-back rate is the
+    # standard earning rate. Other currencies' amounts are in their own minor units and
+    # neither earn nor take back. The app refuses to start if TXN_MAX_AMOUNT_FEN could
+    # earn more points than one ledger entry holds. Campaign multipliers (campaigns/)
+    # will scale `earn` rates; they are not configured here.
+    "POINTS_RULES": {
+        "currency": "CNY",
+        "per_fen": 1000,  # one unit = 10 yuan; amounts are floored to whole units
+        "earn": {"POS": 1, "ONLINE": 1, "QR": 1},
+        "take_back": {"REFUND": 1, "REVERSAL": 1},
+    },
     # -- H5 pages in the official account (members/pages.py)
     # Scheme and host the customer's browser sees, e.g. "https://wx.bank.example": the
     # OAuth redirect_uri is built from it. Empty: from the request's Host and scheme, which
@@ -91,6 +126,58 @@ BASE: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
     "PERMANENT_SESSION_LIFETIME": 15 * 60,
+    # -- transaction alerts (members/alerts.py, alert_content.py, channels.py, alert_recovery.py)
+    # Our field names → the keyword names of WECHAT_TXN_TEMPLATE_ID, which differ per account
+    # and template. Fields: card (masked, last four), amount (yuan), direction, merchant, time
+    # (Asia/Shanghai), balance (left out when core banking sent none). A field not named here
+    # is not sent; keys with a WeChat type prefix ("thing2") are cut to that type's length.
+    "WECHAT_TXN_TEMPLATE_FIELDS": {
+        "card": "keyword1", "direction": "keyword2", "amount": "keyword3",
+        "merchant": "keyword4", "time": "keyword5", "balance": "keyword6",
+    },
+    # Mini-program subscribe-message template for holders who do not follow the official
+    # account but granted the mini-program transaction notices. Empty: that channel is off
+    # and its deliveries fail with a reason rather than call WeChat.
+    "MINIAPP_TXN_TEMPLATE_ID": "",
+    # The same mapping for it: subscribe templates always have typed keys (thing ≤ 20 chars).
+    "MINIAPP_TXN_TEMPLATE_FIELDS": {
+        "card": "thing1", "amount": "amount2", "direction": "thing3",
+        "merchant": "thing4", "time": "time5",
+    },
+    # The mini-program page a subscribe message opens; {txn_id} is filled in.
+    "MINIAPP_TXN_PAGE": "pages/transactions/detail?txn={txn_id}",
+    # The holder's H5 page a template message links to, under PUBLIC_BASE_URL ({txn_id} is
+    # filled in). Without PUBLIC_BASE_URL the message carries no link.
+    "ALERT_H5_PATH": "/m/transactions/{txn_id}",
+    # A resend after the crash window (see the README) says so, in this field, so that the
+    # holder reads it as a repeat of the same transaction and never as a second charge.
+    # WeChat has hidden `first`/`remark` since 2023: the marker must sit in a shown field.
+    "ALERT_RESEND_FIELD": "direction",
+    "ALERT_RESEND_MARKER": "【补发提醒·非新交易】",
+    # Deliveries per send job, and sends in flight within one job (threads): a job of 50
+    # at 8 in flight keeps a worker near WeChat's latency-bound rate without hogging it.
+    "ALERT_BATCH_SIZE": 50,
+    "ALERT_SEND_THREADS": 8,
+    # Claims of one delivery before it fails for good (WeChat unavailable, worker crashes).
+    "ALERT_MAX_ATTEMPTS": 5,
+    # Seconds before a delivery put back after WeChat stayed unavailable is tried again,
+    # doubled per attempt, full jitter. All tries of one delivery stay within WeChat's
+    # ~10 min client_msg_id window, so WeChat drops a copy of one that did get through.
+    "ALERT_RETRY_BASE_DELAY": 5.0,
+    # A delivery in `sending` this long (s) is presumed to have lost its worker and is
+    # resent marked as a resend; one `queued` this long lost its job and is enqueued again.
+    # Longer than one send can take (WECHAT_HTTP_TIMEOUT × retries, plus a token fetch).
+    "ALERT_STUCK_AFTER": 120,
+    # How often (s) the recovery sweep runs (once per period across all workers).
+    "ALERT_SWEEP_INTERVAL": 30,
+    # Deliveries one sweep re-drives at most, so a backlog is fed in slices, not at once.
+    "ALERT_SWEEP_LIMIT": 10_000,
+    # Seconds after WeChat's daily-quota reset (midnight Asia/Shanghai) a paused channel
+    # resumes: WeChat's counters may roll over a little late.
+    "ALERT_QUOTA_RESET_MARGIN": 60,
+    # `members alerts redrive` leaves alone a message WeChat accepted less than this long
+    # ago (s): WeChat would drop the copy as a replay of its client_msg_id.
+    "WECHAT_CLIENT_MSG_ID_WINDOW": 600,
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,

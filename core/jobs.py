@@ -3,13 +3,15 @@
 Callers use ``enqueue`` and never learn which mode runs: a job is a plain
 importable function taking plain arguments, run inside an app context. In
 real mode more ``flask --app app worker`` processes, on any machine that
-reaches the same Redis, share the queues; RQ's scheduler runs jobs given a time.
+reaches the same Redis, share the queues; RQ's scheduler runs jobs given a time,
+and ``every`` runs a job periodically.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -121,9 +123,19 @@ def enqueue_after_commit(func: Job, *args: Any, **kwargs: Any) -> None:
 
     A job that reads what the request writes must not start before the commit.
     """
+    call_after_commit(enqueue, func, *args, **kwargs)
+
+
+def call_after_commit(func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call ``func(*args, **kwargs)`` in this process once the transaction commits.
+
+    Dropped on rollback. For helpers that enqueue jobs themselves; ``func`` runs
+    inside the session's after-commit event, so it must not use the database
+    session (the jobs it enqueues get their own).
+    """
     session = db.session()
     if not session.in_transaction():
-        session.begin()  # so that a rollback before any query still fires and drops the job
+        session.begin()  # so that a rollback before any query still fires and drops the call
     session.info.setdefault(_AFTER_COMMIT, []).append((func, args, kwargs))
 
 
@@ -132,7 +144,7 @@ _AFTER_COMMIT = "jobs_after_commit"
 
 def _flush_after_commit(session: Any) -> None:
     for func, args, kwargs in session.info.pop(_AFTER_COMMIT, []):
-        enqueue(func, *args, **kwargs)
+        func(*args, **kwargs)
 
 
 def _drop_after_rollback(session: Any, previous_transaction: Any) -> None:
@@ -145,3 +157,56 @@ def listen_for_commits() -> None:
     if not event.contains(Session, "after_commit", _flush_after_commit):
         event.listen(Session, "after_commit", _flush_after_commit)
         event.listen(Session, "after_soft_rollback", _drop_after_rollback)
+
+
+# -- periodic jobs ------------------------------------------------------------------------------
+
+_PERIODIC = "jobs.periodic"
+_TICKER = "jobs.ticker"
+TICK_SECONDS = 1.0
+
+
+def every(app: Flask, seconds: float, func: Job) -> None:
+    """Enqueue ``func()`` about every ``seconds``, once per period across all processes.
+
+    Real mode: every ``flask --app app worker`` ticks (``start_ticker``), and the
+    first to take the period's Redis key enqueues the job, so it runs as long as
+    any worker does, and a Redis that lost its keys only brings the next run
+    forward. Embedded mode: this process ticks on a timer thread, except with
+    JOBS_EAGER (tests), where nothing runs unasked.
+    """
+    app.extensions.setdefault(_PERIODIC, []).append((func, seconds))
+    if app.extensions["redis_embedded"] and not app.config["JOBS_EAGER"]:
+        start_ticker(app)
+
+
+def start_ticker(app: Flask) -> None:
+    """Start this process's ticker thread (once); it enqueues the periodic jobs when due."""
+    if app.extensions.get(_TICKER):
+        return
+    thread = threading.Thread(target=_tick_forever, args=(app,), name="jobs-ticker", daemon=True)
+    app.extensions[_TICKER] = thread
+    thread.start()
+
+
+def _tick_forever(app: Flask) -> None:
+    while True:
+        time.sleep(TICK_SECONDS)
+        try:
+            with app.app_context():
+                tick()
+        except Exception:  # Redis away, say: the next tick tries again
+            log.exception("periodic jobs: tick failed")
+
+
+def tick() -> list[str]:
+    """Enqueue the periodic jobs whose period has come round; their names."""
+    redis = current_app.extensions["redis"]
+    enqueued = []
+    for func, seconds in current_app.extensions.get(_PERIODIC, []):
+        name = f"{func.__module__}.{func.__qualname__}"
+        # The key lives one period: whoever sets it runs the job for that period.
+        if redis.set(f"jobs:periodic:{name}", "1", nx=True, px=int(seconds * 1000)):
+            enqueue(func)
+            enqueued.append(name)
+    return enqueued

@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from rq import Queue, SimpleWorker
 
+from core.jobs import start_ticker
 from core.logs import job_context
 
 
@@ -30,7 +31,7 @@ class AppWorker(SimpleWorker):
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @with_appcontext
 def worker_command(queues: tuple[str, ...], burst: bool) -> None:
-    """Run a background worker with RQ's scheduler (needs REDIS_URL)."""
+    """Run a background worker with RQ's scheduler and the periodic jobs (needs REDIS_URL)."""
     app = current_app._get_current_object()
     if app.extensions["redis_embedded"]:
         raise click.UsageError("the worker needs REDIS_URL; embedded mode runs jobs in-process")
@@ -38,4 +39,5 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     names = list(queues) or app.config["RQ_QUEUES"]
     worker = AppWorker([Queue(name, connection=redis) for name in names], connection=redis)
     worker.app = app
+    start_ticker(app)  # periodic jobs (core.jobs.every): whichever worker ticks first enqueues
     worker.work(burst=burst, with_scheduler=True, logging_level=app.config["LOG_LEVEL"])

@@ -7,6 +7,7 @@ request: there is no id in any path or body that could name someone else.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -16,12 +17,15 @@ from core.client_ip import request_client_ip
 from core.db import db
 from core.errors import ApiError
 from core.jsonapi import json_body
-from members import audit, binding, limits, regions, sessions
+from members import audit, binding, limits, points, regions, sessions
 from members.binding import MINIAPP, Actor, Origin
 from members.masking import mask_phone
 from members.pii import vault
 
 bp = Blueprint("members_api", __name__, url_prefix="/api")
+
+POINTS_PAGE_DEFAULT = 20
+POINTS_PAGE_MAX = 100
 
 
 def request_origin() -> Origin:
@@ -107,7 +111,48 @@ def me() -> Response:
         return jsonify(bound=False)
     phone_number = vault().decrypt(holder.phone, "card_holder.phone")
     return jsonify(bound=True, card_last4=holder.card_last4, phone=mask_phone(phone_number),
-                   tier=holder.tier, points=0)
+                   tier=holder.tier, points=points.balance(holder.id))
+
+
+@bp.get("/members/points")
+@member_required
+def points_history() -> Response:
+    """The caller's points ledger, newest first: ``?limit=`` (1-100) and ``?cursor=``.
+
+    ``next_cursor`` is null on the last page. Unbound callers have no entries.
+    """
+    limit = _query_int("limit", default=POINTS_PAGE_DEFAULT, low=1, high=POINTS_PAGE_MAX)
+    cursor = _query_int("cursor", default=None, low=1, high=2**63 - 1)
+    holder = binding.holder_of(g.actor)
+    if holder is None:
+        return jsonify(entries=[], next_cursor=None)
+    page = points.history(holder.id, before=cursor, limit=limit)
+    return jsonify(entries=[_point_entry(entry) for entry in page.entries],
+                   next_cursor=str(page.next_cursor) if page.next_cursor else None)
+
+
+def _query_int(name: str, *, default: int | None, low: int, high: int) -> int | None:
+    raw = request.args.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
+        raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _point_entry(entry: points.HistoryEntry) -> dict[str, Any]:
+    """One ledger line for the member: the card only as its last four digits."""
+    txn = None
+    if entry.occurred_at is not None:
+        txn = {"merchant": entry.merchant, "amount_fen": entry.amount_fen,
+               "currency": entry.currency, "occurred_at": _iso(entry.occurred_at),
+               "card_last4": entry.card_last4}
+    return {"id": str(entry.id), "kind": entry.kind, "points": entry.points,
+            "reason": entry.reason, "created_at": _iso(entry.created_at), "transaction": txn}
 
 
 @bp.delete("/members/binding")

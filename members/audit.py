@@ -166,7 +166,7 @@ def _write_pending(session: Session, transaction: SessionTransaction) -> None:
 
 # -- CLI ----------------------------------------------------------------------------------------
 
-def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+def parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -189,7 +189,7 @@ def _identifier(value: str | None) -> str | None:
               help="Only events of this card (hashed before querying); - reads it from stdin.")
 @click.option("--openid", metavar="OPENID",
               help="Only events of this openid (hashed before querying); - reads it from stdin.")
-@click.option("--since", callback=_since, metavar="ISO",
+@click.option("--since", callback=parse_since, metavar="ISO",
               help="Only events at or after this time (UTC unless it carries an offset).")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000),
               help="At most this many events, newest first.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from core.db import db
+from core.db import db, insert_skipping_conflicts, utcnow
 from core.jobs import enqueue_after_commit
 from members import binding
 from members.models import Follower, QrScan
@@ -48,6 +48,21 @@ def on_unfollow(inbound: Inbound) -> None:
     follower = _follower(inbound.openid)
     follower.subscribed = False
     follower.unsubscribed_at = _event_time(inbound)
+
+
+def mark_not_following(openid: str) -> None:
+    """WeChat refused a message as not following (43004): so it is, whatever we last heard.
+
+    The caller commits. A follower we never saw gets a row; a concurrent follow
+    event that creates it first wins, as it is the newer news.
+    """
+    marked = db.session.execute(
+        update(Follower).where(Follower.openid == openid, Follower.subscribed.is_(True))
+        .values(subscribed=False, unsubscribed_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if marked.rowcount == 0:
+        db.session.execute(insert_skipping_conflicts(Follower.__table__, "openid")
+                           .values(openid=openid, subscribed=False))
 
 
 def on_scan(inbound: Inbound) -> None:

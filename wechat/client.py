@@ -26,7 +26,13 @@ from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from core.metrics import WECHAT_CALL_SECONDS, WECHAT_CALLS
-from wechat.errors import TOKEN_ERRCODES, TRANSIENT_ERRCODES, WeChatAPIError, WeChatUnavailable
+from wechat.errors import (
+    TOKEN_ERRCODES,
+    TRANSIENT_ERRCODES,
+    WeChatAPIError,
+    WeChatUnavailable,
+    outcome_label,
+)
 from wechat.token_store import TokenStore
 
 log = logging.getLogger(__name__)
@@ -164,12 +170,7 @@ def _endpoint_name(url_or_endpoint: str, base: str) -> str:
 
 def _observe(endpoint: str, error: WeChatAPIError | None, started: float) -> None:
     elapsed = time.perf_counter() - started
-    if error is None:
-        code = "0"
-    elif error.errcode is not None:
-        code = str(error.errcode)
-    else:
-        code = f"http_{error.http_status}" if error.http_status else "network"
+    code = outcome_label(error)
     WECHAT_CALLS.labels(endpoint=endpoint, errcode=code).inc()
     WECHAT_CALL_SECONDS.labels(endpoint=endpoint).observe(elapsed)
     log.info(

@@ -24,5 +24,14 @@ class WeChatAPIError(WeChatClientException):
         return f"WeChat {self.endpoint}: {where}: {self.errmsg}"
 
 
+def outcome_label(error: WeChatAPIError | None) -> str:
+    """A metric label for an answer: "0", the errcode, "http_<status>" or "network"."""
+    if error is None:
+        return "0"
+    if error.errcode is not None:
+        return str(error.errcode)
+    return f"http_{error.http_status}" if error.http_status else "network"
+
+
 class WeChatUnavailable(WeChatAPIError):
     """Retries exhausted on -1, HTTP 5xx or timeouts; the call may be retried later."""

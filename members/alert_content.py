@@ -1,0 +1,112 @@
+"""What a transaction alert says: the WeChat request bodies of both channels.
+
+Pure functions of the alert and the settings, so they are tested without
+WeChat or a database. The card shows only its last four digits (through
+``members.masking``), amounts are exact (``Decimal`` of fen, never floats),
+times are Beijing time whatever the server's zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from members.masking import mask_card
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DIRECTIONS = {"debit": "支出", "credit": "入账"}
+# WeChat's length limits of typed keys (wechat-platform.md §3.12); a longer value is
+# refused with 47003 and the alert lost, so the value is cut instead.
+TYPED_LIMITS = {"thing": 20}
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One delivery and its transaction, as plain values (safe to hand to a thread)."""
+
+    delivery_id: int
+    channel: str  # template | subscribe
+    openid: str
+    txn_id: str
+    card_last4: str
+    amount_fen: int
+    currency: str
+    direction: str
+    merchant: str
+    occurred_at: datetime
+    balance_fen: int | None
+
+
+def client_msg_id(alert: Alert) -> str:
+    """Stable per delivery: WeChat sends one message per (openid, client_msg_id) in ~10 min."""
+    return f"txn-alert-{alert.delivery_id}"
+
+
+def yuan(fen: int, currency: str = "CNY") -> str:
+    """``12345`` → ``"123.45元"``; another currency keeps its code."""
+    amount = (Decimal(fen) / 100).quantize(Decimal("0.01"))
+    return f"{amount}元" if currency == "CNY" else f"{amount} {currency}"
+
+
+def local_time(moment: datetime) -> str:
+    """``"2026-11-21 12:00:00"`` in Asia/Shanghai."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fields(alert: Alert, resend: bool, config: Mapping[str, Any]) -> dict[str, str]:
+    """Our field names → display values; balance only when core banking sent one."""
+    values = {
+        "card": mask_card(alert.card_last4),
+        "amount": yuan(alert.amount_fen, alert.currency),
+        "direction": DIRECTIONS.get(alert.direction, alert.direction),
+        "merchant": alert.merchant,
+        "time": local_time(alert.occurred_at),
+    }
+    if alert.balance_fen is not None:
+        values["balance"] = yuan(alert.balance_fen, alert.currency)
+    if resend:
+        marked = config["ALERT_RESEND_FIELD"]
+        values[marked] = config["ALERT_RESEND_MARKER"] + values[marked]
+    return values
+
+
+def _data(values: Mapping[str, str], keywords: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    return {keyword: {"value": _fit(keyword, values[name])}
+            for name, keyword in keywords.items() if name in values}
+
+
+def _fit(keyword: str, value: str) -> str:
+    limit = TYPED_LIMITS.get(keyword.rstrip("0123456789"))
+    if limit is None or len(value) <= limit:
+        return value
+    return value[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def template_message(alert: Alert, resend: bool, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Body of ``message/template/send`` (official account)."""
+    body: dict[str, Any] = {
+        "touser": alert.openid,
+        "template_id": config["WECHAT_TXN_TEMPLATE_ID"],
+        "client_msg_id": client_msg_id(alert),
+        "data": _data(fields(alert, resend, config), config["WECHAT_TXN_TEMPLATE_FIELDS"]),
+    }
+    base = config["PUBLIC_BASE_URL"].rstrip("/")
+    if base:
+        body["url"] = base + config["ALERT_H5_PATH"].format(txn_id=quote(alert.txn_id, safe=""))
+    return body
+
+
+def subscribe_message(alert: Alert, resend: bool, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Body of ``message/subscribe/send`` (mini-program; it has no client_msg_id)."""
+    return {
+        "touser": alert.openid,
+        "template_id": config["MINIAPP_TXN_TEMPLATE_ID"],
+        "page": config["MINIAPP_TXN_PAGE"].format(txn_id=quote(alert.txn_id, safe="")),
+        "data": _data(fields(alert, resend, config), config["MINIAPP_TXN_TEMPLATE_FIELDS"]),
+    }
