@@ -32,6 +32,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     validate(settings)
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_size": settings["DB_POOL_SIZE"],
+        "pool_pre_ping": True,  # survive a database restart without failing requests
+        # Statement parameters stay out of error messages and logs in production.
+        "hide_parameters": settings["APP_ENV"] == "production",
+    }
     app.session_interface = LazyCookieSessionInterface()
 
     logs.init_app(app)

@@ -65,6 +65,8 @@ BASE: dict[str, Any] = {
     },
     "WECHAT_MENU_REPLIES": {},  # {"EVENT_KEY": "reply text"}
     "WECHAT_HELP_TEXT": DEFAULT_HELP_TEXT,
+    # database connections per process: a send job uses ALERT_SEND_THREADS + 1 at once
+    "DB_POOL_SIZE": 10,
     # members
     "MEMBER_SESSION_TTL": 2 * 3600,  # seconds a mini-program bearer token lives
     "SMS_TIMEOUT": 5.0,
