@@ -51,7 +51,7 @@ SUBSCRIBE = "subscribe"  # mini-program subscribe message (no official account b
 
 # -- signature ---------------------------------------------------------------------------------
 
-_TIMESTAMP = re.compile(r"^\d{1,12}$")
+_TIMESTAMP = re.compile(r"\d{1,12}")
 
 
 def _unauthorized(code: str, message: str) -> ApiError:
@@ -66,7 +66,7 @@ def verify_signature(secret: str, timestamp: str | None, signature: str | None, 
     """
     if not timestamp or not signature:
         raise _unauthorized("missing_signature", "X-Timestamp and X-Signature are required")
-    if not _TIMESTAMP.match(timestamp):
+    if not _TIMESTAMP.fullmatch(timestamp):
         raise _unauthorized("invalid_timestamp", "X-Timestamp must be unix seconds")
     if abs((time.time() if now is None else now) - int(timestamp)) > window:
         raise _unauthorized("stale_timestamp", f"X-Timestamp is more than {window} s off")
@@ -86,9 +86,10 @@ _FIELDS: dict[str, FieldType] = {
 # A cash withdrawal or a transfer has no merchant; a balance may be unknown to the sender.
 _OPTIONAL = frozenset({"merchant", "balance_fen"})
 DIRECTIONS = frozenset({"debit", "credit"})
-_TXN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_CHANNEL = re.compile(r"^[A-Za-z0-9_-]+$")
+# fullmatch throughout: "$" would let a trailing newline through.
+TXN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_CHANNEL = re.compile(r"[A-Za-z0-9_-]+")
 _MERCHANT_MAX = Transaction.__table__.c.merchant.type.length
 _CHANNEL_MAX = Transaction.__table__.c.channel.type.length
 _BIGINT_MAX = 2**63 - 1  # balance_fen's column; a larger balance is not a balance
@@ -132,7 +133,7 @@ class _Invalid(ValueError):
 
 
 def _txn_id(value: str) -> str:
-    if not _TXN_ID.match(value):
+    if not TXN_ID.fullmatch(value):
         raise _Invalid("must be 1-64 of letters, digits, '.', '_', ':', '-'")
     return value
 
@@ -159,7 +160,7 @@ def _balance(value: int | None) -> int | None:
 
 def _currency(value: str) -> str:
     # Any ISO 4217 code: a purchase abroad is stored and alerted in its own currency.
-    if not _CURRENCY.match(value):
+    if not _CURRENCY.fullmatch(value):
         raise _Invalid("must be an ISO 4217 code of 3 upper-case letters")
     return value
 
@@ -184,7 +185,7 @@ def _channel(value: str) -> str:
         value = identity.normalize_label("channel", value, _CHANNEL_MAX)
     except identity.InvalidField as exc:
         raise _Invalid(exc.reason) from None
-    if not _CHANNEL.match(value):
+    if not _CHANNEL.fullmatch(value):
         raise _Invalid("must be letters, digits, '_' or '-'")
     # Channel codes are identifiers; one spelling keeps POINTS_RULES lookups exact.
     return value.upper()

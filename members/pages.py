@@ -1,4 +1,8 @@
-"""The official account's H5 binding page: ``/m/bind``, for followers, inside WeChat's browser.
+"""The official account's H5 pages, for followers, inside WeChat's browser.
+
+``/m/bind`` binds a card; ``/m/transactions/<txn_id>``, the link of a
+transaction alert, shows one transaction of the caller's own card
+(``members.transaction_view``) after a login that comes back to it.
 
 The same binding flow as the mini-program's JSON API (``members.binding``),
 as server-rendered forms. Who is asking comes from WeChat web OAuth
@@ -35,7 +39,7 @@ from wtforms import ValidationError
 
 from core.db import db
 from core.errors import ApiError
-from members import binding, oa_login
+from members import binding, oa_login, transaction_view
 from members.api import request_origin
 from members.masking import mask_card, mask_phone
 from members.models import CardHolder
@@ -122,7 +126,7 @@ def bind_page() -> Any:
 @bp.get("/oauth/callback")
 def oauth_callback() -> Any:
     try:
-        user = oa_login.finish(request.args.get("state"), request.args.get("code"))
+        login = oa_login.finish(request.args.get("state"), request.args.get("code"))
     except oa_login.StateMismatch:
         log.info("oauth state mismatch")
         return _error_page(400, "授权已失效", "请重新打开页面。")
@@ -134,10 +138,26 @@ def oauth_callback() -> Any:
     except WeChatAPIError as exc:
         log.warning("oauth code exchange failed", extra={"errcode": exc.errcode})
         return _error_page(502, "暂时无法完成微信授权", "请稍后重试。")
-    if user.snapshot:
+    if login.user.snapshot:
         return _error_page(403, "请使用完整服务",
                            "请点击页面底部的“使用完整服务”后再绑定银行卡。")
-    return redirect(url_for(".bind_page"), 302)
+    # The page the login began on, checked by oa_login to be one of ours under /m/.
+    return redirect(login.return_to or url_for(".bind_page"), 302)
+
+
+# -- a transaction (the alert's link) ---------------------------------------------------------
+
+@bp.get("/transactions/<txn_id>")
+def transaction_page(txn_id: str) -> Any:
+    if not transaction_view.well_formed(txn_id):
+        return _transaction_not_found()
+    actor = oa_login.current_actor()
+    if actor is None:
+        return redirect(oa_login.begin(url_for(".transaction_page", txn_id=txn_id)), 302)
+    view = transaction_view.for_actor(actor, txn_id)
+    if view is None:  # unknown, another card's, or no card bound: one and the same answer
+        return _transaction_not_found()
+    return render_template("members/transaction.html", txn=view)
 
 
 # -- binding ----------------------------------------------------------------------------------
@@ -240,6 +260,10 @@ def _verify_again(message: str, status: int) -> Page:
     page = render_template("members/bind_verify.html", error=message,
                            phone=session.get(_CHALLENGE_PHONE))
     return page, status, {}
+
+
+def _transaction_not_found() -> Page:
+    return _error_page(404, "未找到该交易", "该交易不存在，或不属于您绑定的银行卡。")
 
 
 def _login_expired() -> Page:

@@ -249,6 +249,7 @@ INVALID = [
     ("currency", "cny", "invalid_value"),
     ("currency", "RMB¥", "invalid_value"),
     ("currency", "", "invalid_value"),
+    ("currency", "CNY\n", "invalid_value"),
     ("currency", 156, "invalid_type"),
     ("direction", "DEBIT", "invalid_value"),
     ("direction", "refund", "invalid_value"),
@@ -261,6 +262,7 @@ INVALID = [
     ("txn_id", "", "invalid_value"),
     ("txn_id", "T" * 65, "invalid_value"),
     ("txn_id", "T1; DROP TABLE", "invalid_value"),
+    ("txn_id", "T1\n", "invalid_value"),
     ("txn_id", "交易1", "invalid_value"),
     ("txn_id", 20261121000001, "invalid_type"),
     ("card_no", "6217000000000001235", "invalid_value"),  # Luhn

@@ -1,0 +1,47 @@
+"""The alert's link in a real (headless) Chromium: login round trip, page, CSP, no card number."""
+
+from __future__ import annotations
+
+import re
+
+# Skips this module as well when Chromium or Playwright is missing; puts tests/members on the path.
+from test_bind_page import WECHAT_UA, browser  # noqa: F401 (a fixture)
+
+from alert_factories import queue_alerts, txn_id_of  # isort: skip
+from factories import holder  # isort: skip
+
+from core.db import db
+from members.models import Binding, CardHolder
+from wechat.sim.config import SimConfig
+
+# Who the simulator's authorize page logs in when the browser names nobody.
+FOLLOWER = SimConfig.default_oauth_openid
+
+
+def test_the_alerts_link_in_the_browser(browser, live_app, app, sim):  # noqa: F811
+    (delivery_id,) = queue_alerts(app, openid=FOLLOWER)
+    txn_id = txn_id_of(app, delivery_id)
+    with app.app_context():
+        owner = db.session.query(CardHolder).one()
+        db.session.add(Binding(holder_id=owner.id, app="oa", openid=FOLLOWER))
+        db.session.commit()
+    context = browser.new_context(user_agent=WECHAT_UA, locale="zh-CN",
+                                  viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    # -> the simulator's authorize page (as this follower) -> callback -> back to the link
+    page.goto(f"{live_app}/m/transactions/{txn_id}")
+    page.wait_for_url(re.compile(re.escape(f"{live_app}/m/transactions/{txn_id}") + "(#.*)?$"))
+    content = page.content()
+    assert "交易详情" in content and "123.45元" in content and "Example Coffee" in content
+    assert "首次提醒" in content
+    assert f"**** {holder(1).card_no[-4:]}" in content
+    assert holder(1).card_no not in content
+    background = page.eval_on_selector(".brand", "e => getComputedStyle(e).backgroundImage")
+    assert "gradient" in background  # the stylesheet loaded under the CSP
+    assert problems == []
+    context.close()
