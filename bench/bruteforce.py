@@ -105,6 +105,7 @@ CODE_TRIES = 5  # BIND_CODE_MAX_TRIES: a bot drops a challenge after this many w
 CUSTOMER_TRIES = 3
 SMS_WAIT = 5.0  # real seconds a customer waits for its code
 TIMING_WARMUP = 30
+PERMUTATIONS = 2000  # relabellings of the timing permutation test
 MAX_UNEXPECTED = 0.001
 TARGET_STOPPED = 0.95
 # Ranges of the sample table: home province (local) and elsewhere (named, not home).
@@ -625,6 +626,12 @@ def print_settings(w: World, args: argparse.Namespace, clock: Clock, span: float
           f"{span:.1f} s = {clock.hours(span):.1f} simulated hours")
     settings = w.app.config
     print("scaled: " + ", ".join(f"{k}={settings[k]}s" for k in SCALED_SECONDS))
+    for name in ("RATE_LIMITS", "RATE_LIMITS_NONLOCAL"):
+        table = settings[name]
+        print(f"{name} as run: " + "; ".join(
+            f"{action} " + ", ".join(f"{dim} {spec.replace(' per ', '/').replace(' second', 's')}"
+                                     for dim, spec in table[action].items())
+            for action in ("bind_start", "bind_confirm")))
     if w.notes:
         print("windows kept at 1 s (stricter than exact scaling): " + "; ".join(w.notes))
     lags = sorted(a.lag for b in bots for a in b.attempts) or [0.0]
@@ -689,6 +696,24 @@ def print_customers(customers: list[Customer]) -> None:
               f" max {delays[-1]:.3f} s")
 
 
+def shuffled_band(a: list[float], b: list[float], rng: random.Random,
+                  rounds: int = PERMUTATIONS) -> tuple[float, float]:
+    """Where the p50 difference of ``a`` and ``b`` falls when the labels mean nothing.
+
+    Returns (the 95% band of |p50(a') - p50(b')| over random relabellings, the share of
+    relabellings at least as far apart as the real one: a permutation test's p-value).
+    """
+    observed = abs(stats.Latency.of(a).p50 - stats.Latency.of(b).p50)
+    pooled = a + b
+    gaps = []
+    for _ in range(rounds):
+        rng.shuffle(pooled)
+        gaps.append(abs(stats.Latency.of(pooled[:len(a)]).p50
+                        - stats.Latency.of(pooled[len(a):]).p50))
+    gaps.sort()
+    return stats.percentile(gaps, 0.95), sum(g >= observed for g in gaps) / rounds
+
+
 def print_timing(times: dict[str, list[float]], rng: random.Random) -> None:
     print(f"\nbind/start answer time in-process (ms), {len(times['match'])} each, random order, "
           "limits raised")
@@ -696,16 +721,13 @@ def print_timing(times: dict[str, list[float]], rng: random.Random) -> None:
     summary = {kind: stats.Latency.of(values) for kind, values in times.items()}
     for kind, s in summary.items():
         print(f"{kind:<16}{s.p50:>8.3f}{s.p99:>8.3f}{s.mean:>8.3f}")
-    halves = times["match"][:]
-    rng.shuffle(halves)
-    a, b = stats.Latency.of(halves[::2]), stats.Latency.of(halves[1::2])
     m = summary["match"]
     for kind in ("wrong phone", "unknown card"):
         o = summary[kind]
+        band, p_value = shuffled_band(times["match"], times[kind], rng)
         print(f"match - {kind:<13} p50 {m.p50 - o.p50:+.3f} ms, p99 {m.p99 - o.p99:+.3f} ms, "
-              f"mean {m.mean - o.mean:+.3f} ms")
-    print(f"noise (match vs match, random halves): p50 {a.p50 - b.p50:+.3f} ms, "
-          f"p99 {a.p99 - b.p99:+.3f} ms, mean {a.mean - b.mean:+.3f} ms")
+              f"mean {m.mean - o.mean:+.3f} ms; labels shuffled: 95% of p50 gaps within "
+              f"{band:.3f} ms, p = {p_value:.2f}")
 
 
 def print_verdicts(groups: dict[str, Counter[str]], facts: DbFacts,

@@ -30,7 +30,11 @@ It times each request with the monotonic clock (LuaJIT FFI) and hands every
 sample to Python, which computes the percentiles per request type. A 1 s warm-up
 run comes first. Also reported: the simulator's call time as the app saw it (its
 INFO log), CPUs used by the app, the simulator, Redis + PostgreSQL, wrk and the
-rest, and the workers' VmRSS after the run (MB = 2**20 bytes).
+rest (other load above 0.1 CPU is flagged: the machine is shared), the CPU time
+one login + /me costs each party and the rate the machine's CPUs could sustain
+at that cost, and the workers' VmRSS after the run (MB = 2**20 bytes).
+``--profile`` samples the workers with py-spy during the run (bench/profile.py)
+and prints where their wall time goes.
 
 Target (the issue): at least 800 logins/s on this machine with p99 under 30 ms
 (judged for the login and for /me); PASS/FAIL lines do not change the exit status.
@@ -40,6 +44,7 @@ wrk thread ran out of codes, or more than 0.1% of the requests failed.
 Run from the repository root::
 
     python -m bench.login [--duration 10] [--connections 16] [--sim gunicorn|cli]
+                          [--workers 2] [--profile]
 """
 
 from __future__ import annotations
@@ -514,6 +519,7 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     print("CPUs busy during the run: "
           + ", ".join(f"{names.get(k, k)} {v:.2f}" for k, v in report.cpu.items())
           + f" (of {os.cpu_count()})")
+    print_cpu_cost(report)
     print("worker RSS after the run: " + ", ".join(f"{mb:.1f} MB" for mb in report.rss_mb))
     print_verdicts(report)
     for warning in report.warnings:
@@ -531,6 +537,25 @@ def print_profile(found: profile.Profile) -> None:
     print("  project functions:")
     for share, frame in found.top(PROJECT_FRAMES, 16):
         print(f"  {share:6.1%}  {frame}")
+
+
+def print_cpu_cost(report: Report) -> None:
+    """CPU milliseconds per login (with its /me) by party, and the ceiling they imply.
+
+    Less sensitive to background load than the rates: what the work costs, whoever
+    else shares the CPUs.
+    """
+    logins = report.ok("login")
+    if not logins:
+        return
+    parties = {"app": "app", "sim": "simulator", "redis+pg": "Redis + PostgreSQL",
+               "children": "wrk + py-spy" if report.profile else "wrk"}
+    cost = {label: report.cpu.get(key, 0.0) * report.duration * 1000 / logins
+            for key, label in parties.items()}
+    total = sum(cost.values())
+    print("CPU per login + its /me: " + ", ".join(f"{k} {v:.2f} ms" for k, v in cost.items())
+          + f"; total {total:.2f} ms -> at most {(os.cpu_count() or 1) * 1000 / total:,.0f} "
+          f"logins/s if all {os.cpu_count()} CPUs did nothing else")
 
 
 def print_verdicts(report: Report) -> None:

@@ -3,8 +3,11 @@
 ``py-spy`` is not a dependency of the project: ``pip install py-spy``. It samples
 the processes from outside (ptrace), so the app runs unchanged; sampling costs
 some CPU, so a profiled run's throughput is a little lower than an unprofiled one.
-Samples include idle frames (``--idle``): the shares are of wall time, waits on
-PostgreSQL, Redis and HTTP included.
+By default (``mode="wall"``) samples include idle frames (``--idle``): the
+shares are of wall time, waits on PostgreSQL, Redis and HTTP included. With
+``mode="gil"`` only the thread holding the GIL is sampled (``--gil``): the
+shares are of the Python CPU time of a GIL-bound process, which is what limits
+a process whose threads all run Python.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RATE = 100  # samples per second
+MODES = {"wall": "--idle", "gil": "--gil"}  # what is sampled → py-spy's option
 _LINE = re.compile(r":\d+\)$")  # "func (file.py:123)" -> "func (file.py)"
 
 
@@ -27,8 +31,14 @@ class ProfilerMissing(RuntimeError):
 
 
 @contextlib.contextmanager
-def recording(pids: list[int], seconds: float, out_dir: Path) -> Iterator[list[Path]]:
-    """Sample ``pids`` for ``seconds`` while the block runs; yields the collapsed-stack files."""
+def recording(pids: list[int], seconds: float, out_dir: Path,
+              mode: str = "wall") -> Iterator[list[Path]]:
+    """Sample ``pids`` for ``seconds`` while the block runs; yields the collapsed-stack files.
+
+    ``mode``: "wall" samples every thread, waiting or not; "gil" only the GIL's holder.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
     spy = shutil.which("py-spy")
     if spy is None:
         raise ProfilerMissing("py-spy not found: pip install py-spy")
@@ -36,7 +46,8 @@ def recording(pids: list[int], seconds: float, out_dir: Path) -> Iterator[list[P
     processes = [
         subprocess.Popen(
             [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-             "--rate", str(RATE), "--idle", "--nonblocking", "--format", "raw", "-o", str(out)],
+             "--rate", str(RATE), MODES[mode], "--nonblocking", "--format", "raw",
+             "-o", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         for pid, out in zip(pids, files, strict=True)
@@ -65,8 +76,12 @@ class Profile:
                 if wanted.search(frame)][:count]
 
 
-def load(files: list[Path]) -> Profile:
-    """Read py-spy's raw (collapsed) stacks: ``frame;frame;... count`` per line."""
+def load(files: list[Path], within: str | None = None) -> Profile:
+    """Read py-spy's raw (collapsed) stacks: ``frame;frame;... count`` per line.
+
+    With ``within`` (a ``name (file)`` frame), only the stacks passing through that
+    frame count: e.g. the threads doing one kind of work, not the idle loops beside them.
+    """
     total, inclusive = 0, Counter[str]()
     for path in files:
         if not path.exists():
@@ -75,8 +90,11 @@ def load(files: list[Path]) -> Profile:
             stack, _, count = line.rpartition(" ")
             if not count.isdigit():
                 continue
+            frames = {_LINE.sub(")", frame) for frame in stack.split(";")}
+            if within is not None and within not in frames:
+                continue
             samples = int(count)
             total += samples
-            for frame in {_LINE.sub(")", frame) for frame in stack.split(";")}:
+            for frame in frames:
                 inclusive[frame] += samples
     return Profile(total, inclusive)

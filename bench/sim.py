@@ -15,10 +15,13 @@ Either way the simulated account comes from the same environment as the app's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 from flask import Flask
@@ -31,11 +34,19 @@ from wechat.sim.cli import sim_config_from
 MODES = ("gunicorn", "cli")
 GUNICORN_THREADS = 8
 MINT_THREADS = 4
+# How many WeChat calls /sim/requests keeps (the simulator's default when unset); a bench
+# that reads every call back sets it above the number of calls it makes.
+RECORD_LIMIT_ENV = "BENCH_SIM_RECORD_LIMIT"
 
 
 def create() -> Flask:
     """The simulator's WSGI app for the account in the environment (gunicorn's entry point)."""
-    return create_sim_app(sim_config_from(load_settings(), callback_url=None))
+    config = sim_config_from(load_settings(), callback_url=None)
+    if os.environ.get(RECORD_LIMIT_ENV):
+        limits = dataclasses.replace(config.limits,
+                                     record_limit=int(os.environ[RECORD_LIMIT_ENV]))
+        config = dataclasses.replace(config, limits=limits)
+    return create_sim_app(config)
 
 
 @contextlib.contextmanager
@@ -84,6 +95,26 @@ def mint_login_codes(url: str, users: list[tuple[str, str | None]]) -> list[str]
     for i, chunk in enumerate(minted):
         codes[i::MINT_THREADS] = chunk
     return codes
+
+
+def _add_followers(url: str, openids: list[str]) -> None:
+    with requests.Session() as http:
+        for openid in openids:
+            http.post(f"{url}/sim/users", json={"openid": openid}, timeout=30).raise_for_status()
+
+
+def add_followers(url: str, openids: list[str]) -> None:
+    """Seed these openids as followers of the official account (``POST /sim/users`` each)."""
+    chunks = [openids[i::MINT_THREADS] for i in range(MINT_THREADS)]
+    with ThreadPoolExecutor(MINT_THREADS) as pool:
+        list(pool.map(_add_followers, [url] * MINT_THREADS, chunks))
+
+
+def recorded(url: str, path: str) -> list[dict[str, Any]]:
+    """Every WeChat call to ``path`` the simulator kept: ``{method, path, query, json, time}``."""
+    response = requests.get(f"{url}/sim/requests", params={"path": path}, timeout=120)
+    response.raise_for_status()
+    return response.json()
 
 
 def stats(url: str) -> dict[str, dict[str, int]]:
