@@ -251,9 +251,10 @@ def store_holders(records: list[HolderRecord]) -> ImportReport:
         raise
     if report.created:
         _refresh_statistics()
-    log.info("card holders imported", extra={"created": report.created,
-                                              "updated": report.updated,
-                                              "unchanged": report.unchanged})
+    # "created" is a LogRecord attribute: the counts get names of their own.
+    log.info("card holders imported", extra={"holders_created": report.created,
+                                              "holders_updated": report.updated,
+                                              "holders_unchanged": report.unchanged})
     return report
 
 

@@ -218,3 +218,17 @@ def test_cli_import_of_the_sample_file(app):
     result = _run(app, sample)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "created 5, updated 0, unchanged 0"
+
+
+def test_import_logs_its_counts_at_info(app, caplog):
+    import logging
+
+    from factories import holder, holders_csv
+
+    from members.registry import import_holders as run_import
+
+    caplog.set_level(logging.INFO, logger="members.registry")
+    with app.app_context():
+        run_import(holders_csv([holder(1), holder(2)]))
+    (record,) = [r for r in caplog.records if r.getMessage() == "card holders imported"]
+    assert record.holders_created == 2
