@@ -8,7 +8,6 @@ character and phones are mainland mobiles: the checks are the app's own
 from __future__ import annotations
 
 import io
-import logging
 from dataclasses import astuple, dataclass
 
 from flask import Flask
@@ -54,17 +53,6 @@ def csv_text(rows: list[Holder]) -> str:
 
 
 def import_rows(app: Flask, rows: list[Holder]) -> ImportReport:
-    """Put ``rows`` in the registry with ``members.registry.import_holders``.
-
-    The importer's INFO line passes ``extra={"created": ...}``, a name LogRecord
-    reserves: at INFO it raises KeyError after committing. Its logger is held at
-    WARNING meanwhile (reported; the bench does not change app code).
-    """
-    logger = logging.getLogger("members.registry")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with app.app_context():
-            return import_holders(io.StringIO(csv_text(rows)))
-    finally:
-        logger.setLevel(level)
+    """Put ``rows`` in the registry with ``members.registry.import_holders``."""
+    with app.app_context():
+        return import_holders(io.StringIO(csv_text(rows)))
