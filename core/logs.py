@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
-import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -55,9 +55,19 @@ def job_context(value: str) -> Iterator[None]:
         job_id.reset(token)
 
 
+def begin_request(inbound: str) -> str:
+    """Tag the log lines of this request: the caller's X-Request-Id if sane, else a new id."""
+    value = inbound if _INBOUND_ID.match(inbound) else os.urandom(16).hex()
+    request_id.set(value)
+    return value
+
+
+def end_request() -> None:
+    request_id.set(None)
+
+
 def _begin_request() -> None:
-    inbound = request.headers.get("X-Request-Id", "")
-    request_id.set(inbound if _INBOUND_ID.match(inbound) else uuid.uuid4().hex)
+    begin_request(request.headers.get("X-Request-Id", ""))
 
 
 def _tag_response(response: Response) -> Response:
@@ -66,7 +76,7 @@ def _tag_response(response: Response) -> Response:
 
 
 def _end_request(_exc: BaseException | None) -> None:
-    request_id.set(None)
+    end_request()
 
 
 def init_app(app: Flask) -> None:

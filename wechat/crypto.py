@@ -45,9 +45,8 @@ class MessageCrypto:
         self.key = base64.b64decode(encoding_aes_key + "=")
         if len(self.key) != 32:
             raise ValueError("EncodingAESKey must decode to 32 bytes")
-
-    def _cipher(self) -> Cipher:
-        return Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
+        # Stateless: each encryptor()/decryptor() is a fresh context, so one serves all calls.
+        self._cipher = Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
 
     def decrypt(self, encrypted: str) -> bytes:
         """The XML inside ``<Encrypt>``; raises CryptoError on any inconsistency."""
@@ -57,7 +56,7 @@ class MessageCrypto:
             raise CryptoError("Encrypt is not base64") from exc
         if not data or len(data) % 16:
             raise CryptoError("ciphertext length is not a multiple of the AES block")
-        decryptor = self._cipher().decryptor()
+        decryptor = self._cipher.decryptor()
         padded = decryptor.update(data) + decryptor.finalize()
         unpadder = padding.PKCS7(_BLOCK_BITS).unpadder()
         try:
@@ -79,7 +78,7 @@ class MessageCrypto:
         plain = prefix + struct.pack(">I", len(xml)) + xml + self.appid
         padder = padding.PKCS7(_BLOCK_BITS).padder()
         padded = padder.update(plain) + padder.finalize()
-        encryptor = self._cipher().encryptor()
+        encryptor = self._cipher.encryptor()
         return base64.b64encode(encryptor.update(padded) + encryptor.finalize()).decode()
 
     def envelope(self, xml: bytes, timestamp: str, nonce: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from wechatpy.replies import BaseReply, TextReply
+from wechatpy.replies import BaseReply
 
 from wechat.inbound import Inbound
 
@@ -14,6 +15,13 @@ _CDATA_END = "]]>"
 # Ends the CDATA section before '>' and opens a new one: the text survives intact
 # and cannot close the element (wechatpy puts values in CDATA without escaping).
 _CDATA_SPLIT = "]]]]><![CDATA[>"
+# Text, the common reply, is composed directly: wechatpy's TextReply builds and walks field
+# objects for the same XML, a tenth of a push's CPU (bench/callback.py).
+_TEXT_REPLY = (
+    "<xml><ToUserName><![CDATA[{to}]]></ToUserName>"
+    "<FromUserName><![CDATA[{source}]]></FromUserName><CreateTime>{time}</CreateTime>"
+    "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content></xml>"
+)
 
 
 def _defuse(value: Any) -> Any:
@@ -31,6 +39,8 @@ def render(reply: Reply, inbound: Inbound) -> bytes | None:
     if reply is None:
         return None
     if isinstance(reply, str):
-        reply = TextReply(content=reply, message=inbound.message)
+        fields = {"to": inbound.data.get("FromUserName") or "",
+                  "source": inbound.data.get("ToUserName") or "", "content": reply}
+        return _TEXT_REPLY.format(time=int(time.time()), **_defuse(fields)).encode()
     reply._data = _defuse(reply._data)
     return reply.render().encode()
