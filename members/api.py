@@ -61,11 +61,8 @@ def login() -> Response:
     origin = request_origin()
     limits.enforce("login", {"ip": origin.ip}, local=origin.local)
     result = sessions.login(body["code"], origin.ip, origin.region)
-    actor = Actor(app=MINIAPP, openid=result.session.openid, unionid=result.session.unionid)
-    bound = binding.holder_of(actor) is not None
     db.session.commit()
-    expires_in = int((result.expires_at - result.session.created_at).total_seconds())
-    return jsonify(token=result.token, bound=bound, expires_in=expires_in)
+    return jsonify(token=result.token, bound=result.bound, expires_in=result.expires_in)
 
 
 @bp.post("/miniapp/logout")

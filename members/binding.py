@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import and_, case, or_, select
 
 from core.db import db, utcnow
 from core.errors import ApiError
@@ -239,12 +239,13 @@ def link_follower(openid: str, unionid: str) -> None:
 
 
 def holder_of(actor: Actor) -> CardHolder | None:
-    """The holder bound to this actor, directly or through its unionid twin."""
-    binding = _active(actor.app, actor.openid)
-    if binding is None and actor.unionid:
-        binding = db.session.scalar(select(Binding).where(
-            Binding.unionid == actor.unionid, Binding.unbound_at.is_(None)))
-    return db.session.get(CardHolder, binding.holder_id) if binding else None
+    """The holder bound to this actor, directly or else through its unionid twin (one query)."""
+    own = and_(Binding.app == actor.app, Binding.openid == actor.openid)
+    person = or_(own, Binding.unionid == actor.unionid) if actor.unionid else own
+    return db.session.scalar(
+        select(CardHolder).join(Binding, Binding.holder_id == CardHolder.id)
+        .where(Binding.unbound_at.is_(None), person)
+        .order_by(case((own, 0), else_=1)).limit(1))
 
 
 def unbind(actor: Actor, origin: Origin) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from sqlalchemy import select
 from core.db import db, utcnow
 from core.errors import ApiError
 from members import audit
+from members.binding import MINIAPP, Actor, holder_of
 from members.models import MemberSession
 from members.pii import vault
 from wechat import clients
@@ -35,8 +36,8 @@ _CODE_ERRORS = {
 @dataclass(frozen=True)
 class Login:
     token: str
-    expires_at: datetime
-    session: MemberSession
+    expires_in: int  # seconds
+    bound: bool  # the caller (or its unionid twin) is bound to a card holder
 
 
 def _hash(token: str) -> str:
@@ -62,16 +63,17 @@ def login(code: str, ip: str, region: str | None) -> Login:
         audit.record("login_failed", ip=ip, region=region, errcode=exc.errcode)
         db.session.commit()
         raise _wechat_refusal(exc) from exc
+    openid, unionid = answer["openid"], answer.get("unionid")
+    bound = holder_of(Actor(app=MINIAPP, openid=openid, unionid=unionid)) is not None
     token = secrets.token_urlsafe(32)
-    expires_at = utcnow() + timedelta(seconds=current_app.config["MEMBER_SESSION_TTL"])
-    session = MemberSession(
-        token_hash=_hash(token), openid=answer["openid"], unionid=answer.get("unionid"),
+    ttl = current_app.config["MEMBER_SESSION_TTL"]
+    db.session.add(MemberSession(
+        token_hash=_hash(token), openid=openid, unionid=unionid,
         session_key=vault().encrypt(answer["session_key"], "member_session.session_key"),
-        expires_at=expires_at,
-    )
-    db.session.add(session)
-    audit.record("login", openid=session.openid, ip=ip, region=region)
-    return Login(token=token, expires_at=expires_at, session=session)
+        expires_at=utcnow() + timedelta(seconds=ttl),
+    ))
+    audit.record("login", openid=openid, ip=ip, region=region)
+    return Login(token=token, expires_in=ttl, bound=bound)
 
 
 def authenticate(token: str) -> MemberSession:
