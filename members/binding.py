@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, bindparam, case, or_, select
 
 from core.db import db, utcnow
 from core.errors import ApiError
@@ -238,14 +238,21 @@ def link_follower(openid: str, unionid: str) -> None:
                      via="unionid")
 
 
+# Built once: on the hot paths (login, /me) building and keying a statement for each call
+# costs as much as running it.
+_OWN_BINDING = and_(Binding.app == bindparam("app"), Binding.openid == bindparam("openid"))
+_HOLDER_OF = (
+    select(CardHolder).join(Binding, Binding.holder_id == CardHolder.id)
+    .where(Binding.unbound_at.is_(None),
+           or_(_OWN_BINDING, Binding.unionid == bindparam("unionid")))  # NULL matches nothing
+    .order_by(case((_OWN_BINDING, 0), else_=1)).limit(1)
+)
+
+
 def holder_of(actor: Actor) -> CardHolder | None:
     """The holder bound to this actor, directly or else through its unionid twin (one query)."""
-    own = and_(Binding.app == actor.app, Binding.openid == actor.openid)
-    person = or_(own, Binding.unionid == actor.unionid) if actor.unionid else own
-    return db.session.scalar(
-        select(CardHolder).join(Binding, Binding.holder_id == CardHolder.id)
-        .where(Binding.unbound_at.is_(None), person)
-        .order_by(case((own, 0), else_=1)).limit(1))
+    return db.session.scalar(_HOLDER_OF, {"app": actor.app, "openid": actor.openid,
+                                          "unionid": actor.unionid})
 
 
 def unbind(actor: Actor, origin: Origin) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from core.db import db, utcnow
 from core.errors import ApiError
@@ -76,11 +76,12 @@ def login(code: str, ip: str, region: str | None) -> Login:
     return Login(token=token, expires_in=ttl, bound=bound)
 
 
+_BY_TOKEN_HASH = select(MemberSession).where(MemberSession.token_hash == bindparam("hash"))
+
+
 def authenticate(token: str) -> MemberSession:
     """The live session of a bearer token; 401 for anything else."""
-    session = db.session.scalar(
-        select(MemberSession).where(MemberSession.token_hash == _hash(token))
-    ) if token else None
+    session = db.session.scalar(_BY_TOKEN_HASH, {"hash": _hash(token)}) if token else None
     if session is None or session.revoked_at is not None or session.expires_at <= utcnow():
         raise ApiError(401, "invalid_token", "log in again")
     return session
