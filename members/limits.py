@@ -11,14 +11,14 @@ there is no edge at which a fresh fixed window doubles the budget.
 
 Choices:
 
-* Refused requests do not count. All windows are tested first and only an
-  admitted request is recorded in every one of them, so a client stopped on one
-  dimension does not use up another: an attacker refused on its own openid does
-  not drain the window of the carrier NAT address real customers share, nor of
-  a victim's card. An attacker still gets no more than N per window.
-  Between the test and the hit another request may fill a window; the hit is
-  atomic and refuses then, so a window is never exceeded (windows hit before
-  that one keep the attempt: the error is on the side of counting).
+* Refused requests do not count. One Lua script tests every window and, only
+  if all have room, records the attempt in all of them, atomically and in one
+  round trip, so a client stopped on one dimension does not use up another:
+  an attacker refused on its own openid does not drain the window of the
+  carrier NAT address real customers share, nor of a victim's card. The script
+  keeps the `limits` library's moving-window lists (newest first, trimmed to
+  the limit, same keys), so the library still reads them for Retry-After and
+  clears them; it has no all-or-nothing hit of its own.
 * Identifier values are blind indexes (``members.pii``: keyed HMAC per kind), so
   Redis keys hold no card number, phone, openid or address. IPv6 clients are
   counted per /64 (``core.client_ip.ip_limit_key``).
@@ -56,6 +56,7 @@ from members.pii import vault
 DIMENSIONS = frozenset({"ip", "openid", "card", "phone"})
 KEY_PREFIX = "ratelimit"
 _EXTENSION = "rate_limiter"
+_ADMIT_SCRIPT = "rate_limiter.admit"
 
 
 class RateLimited(ApiError):
@@ -131,19 +132,49 @@ def enforce(action: str, keys: Mapping[str, str], *, local: bool) -> None:
     """
     windows = _windows(action, keys, local=local)
     limiter = _limiter()
-    full = [window for window in windows if not limiter.test(window.item, *window.identifiers)]
+    full = _admit(limiter, windows)
     if not full:
-        for window in windows:
-            if not limiter.hit(window.item, *window.identifiers):
-                full = [window]  # filled by a concurrent request since the test
-                break
-        else:
-            return
+        return
     dimensions = frozenset(w.dimension for w in full)
     # Kept even though the request fails: the audit trail is where floods show up.
     audit.record_now("rate_limited", openid=keys.get("openid"), ip=keys.get("ip"),
                      action=action, dimensions=sorted(dimensions))
     raise RateLimited(action, dimensions, _retry_after(limiter, full))
+
+
+# KEYS: the windows' lists; ARGV: now, then each window's limit and length in seconds.
+# Returns the 1-based indexes of the full windows; records the attempt only if none is.
+_ADMIT_LUA = """
+local now = tonumber(ARGV[1])
+local full = {}
+for i, key in ipairs(KEYS) do
+  local limit, expiry = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local oldest = redis.call('lindex', key, limit - 1)
+  if oldest and tonumber(oldest) >= now - expiry then
+    full[#full + 1] = i
+  end
+end
+if #full == 0 then
+  for i, key in ipairs(KEYS) do
+    local limit, expiry = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+    redis.call('lpush', key, now)
+    redis.call('ltrim', key, 0, limit - 1)
+    redis.call('expire', key, expiry)
+  end
+end
+return full
+"""
+
+
+def _admit(limiter: MovingWindowRateLimiter, windows: list[_Window]) -> list[_Window]:
+    """Record one attempt in every window if all have room; else the full ones (none recorded)."""
+    storage = limiter.storage
+    keys = [storage.prefixed_key(w.item.key_for(*w.identifiers)) for w in windows]
+    args: list[float | int] = [time.time()]
+    for window in windows:
+        args += [window.item.amount, window.item.get_expiry()]
+    full = current_app.extensions[_ADMIT_SCRIPT](keys=keys, args=args)
+    return [windows[index - 1] for index in full]
 
 
 def _retry_after(limiter: MovingWindowRateLimiter, full: list[_Window]) -> int:
@@ -190,5 +221,6 @@ def check_config(config: Mapping[str, object]) -> None:
 def init_app(app: Flask) -> None:
     """Check the limits and build the limiter at start: a bad setting stops the app."""
     check_config(app.config)
+    app.extensions[_ADMIT_SCRIPT] = app.extensions["redis"].register_script(_ADMIT_LUA)
     with app.app_context():
         _limiter()
