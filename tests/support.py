@@ -86,7 +86,8 @@ class Pusher:
                 "timestamp": timestamp, "nonce": nonce}
 
     def post(self, message: dict[str, Any] | bytes, mode: str = "safe",
-             query: dict[str, str] | None = None, nonce: str = "4242") -> TestResponse:
+             query: dict[str, str] | None = None, nonce: str = "4242",
+             headers: dict[str, str] | None = None) -> TestResponse:
         """Sign (and encrypt) like WeChat; ``query`` entries then override what was signed."""
         xml = message if isinstance(message, bytes) else wechat_xml(message)
         signed = self.query(nonce=nonce)
@@ -100,7 +101,7 @@ class Pusher:
             fields = encrypted if mode == "safe" else {**xmltodict.parse(xml)["xml"], **encrypted}
             body = wechat_xml({"ToUserName": self.original_id, **fields})
         return self.client.post("/wechat/callback", query_string={**signed, **(query or {})},
-                                data=body, content_type="text/xml")
+                                data=body, content_type="text/xml", headers=headers)
 
     def reply(self, response: TestResponse) -> dict[str, Any] | None:
         """The reply's fields (decrypted and signature-checked when encrypted); None for success."""

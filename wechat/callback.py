@@ -112,7 +112,7 @@ class CallbackEndpoint:
         if answer.status == 405:
             headers.append(("Allow", "GET, HEAD, POST"))
         start_response(_STATUS_LINES[answer.status], headers)
-        return [answer.body]
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.body]
 
     def _route(self, environ: Environ) -> _Answer:
         method = environ.get("REQUEST_METHOD", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
@@ -265,6 +266,38 @@ def test_oversize_body_is_413_before_parsing(pusher, app):
     body = b"<xml>" + b"A" * (app.config["CALLBACK_MAX_BYTES"] + 1) + b"</xml>"
     response = pusher.post(body, mode="plain")
     assert response.status_code == 413
+
+
+def test_oversize_body_without_a_length_is_413(pusher, app):
+    # Chunked upload: no Content-Length, so the endpoint reads one byte past the cap.
+    body = b"<xml>" + b"A" * (app.config["CALLBACK_MAX_BYTES"] + 1) + b"</xml>"
+    query = pusher.query()
+    response = pusher.client.post("/wechat/callback", query_string=query,
+                                  input_stream=io.BytesIO(body),
+                                  environ_overrides={"wsgi.input_terminated": True,
+                                                     "CONTENT_LENGTH": ""})
+    assert response.status_code == 413
+
+
+def test_other_methods_are_405_and_head_has_no_body(client, pusher):
+    response = client.put("/wechat/callback", query_string=pusher.query())
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD, POST"
+    query = {**pusher.query(), "echostr": "e1"}
+    head = client.head("/wechat/callback", query_string=query)
+    assert head.status_code == 200 and head.data == b""
+
+
+def test_request_id_is_echoed_or_made(pusher):
+    sent = pusher.post(message("text", Content="hi"), headers={"X-Request-Id": "wx-retry-1"})
+    assert sent.headers["X-Request-Id"] == "wx-retry-1"
+    made = pusher.post(message("text", Content="hi"), headers={"X-Request-Id": "bad id!"})
+    assert len(made.headers["X-Request-Id"]) == 32
+
+
+def test_other_paths_still_reach_the_app(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/wechat/callback/extra").status_code == 404
 
 
 def test_reply_text_cannot_break_out_of_cdata(client, app, settings):
