@@ -399,7 +399,8 @@ def service_pids() -> list[int]:
 
 
 def load(app: server.Server, sim_pids: list[int], workdir: Path, codes: Path, seconds: float,
-         connections: int, profiled: list[Path] | None = None) -> tuple[str, dict[str, float]]:
+         connections: int, profiled: list[Path] | None = None,
+         mode: str = "wall") -> tuple[str, dict[str, float]]:
     """One wrk run of login + /me pairs; its output and the CPUs each party used.
 
     With ``profiled`` (a list to fill), py-spy samples the workers meanwhile.
@@ -413,7 +414,7 @@ def load(app: server.Server, sim_pids: list[int], workdir: Path, codes: Path, se
     with contextlib.ExitStack() as stack:
         if profiled is not None:
             profiled.extend(stack.enter_context(
-                profile.recording(app.workers(), seconds, workdir)))
+                profile.recording(app.workers(), seconds, workdir, mode)))
         output = wrk.run_script(app.url, script, seconds, connections, connections,
                                 [str(codes), str(connections), str(samples)])
     elapsed = time.monotonic() - started
@@ -464,7 +465,7 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
             offset = app_log.stat().st_size
             profiled: list[Path] | None = [] if args.profile else None
             output, report.cpu = load(app, sim_pids, workdir, codes, args.duration,
-                                      args.connections, profiled)
+                                      args.connections, profiled, args.profile)
             if profiled:
                 report.profile = profile.load(profiled)
             report.rss_mb = [proc.rss_mb(pid) for pid in app.workers()]
@@ -540,13 +541,14 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
     for warning in report.warnings:
         print(f"WARNING  {warning}")
     if report.profile:
-        print_profile(report.profile)
+        print_profile(report.profile, args.profile)
 
 
-def print_profile(found: profile.Profile) -> None:
-    """Shares of the workers' wall time (py-spy, idle frames included)."""
+def print_profile(found: profile.Profile, mode: str) -> None:
+    """Shares of the workers' wall time (idle frames included) or of their CPU (GIL held)."""
+    measure = "wall time" if mode == "wall" else "CPU (GIL held)"
     print(f"\nprofile of the workers during the run (py-spy, {found.total:,} samples, share of "
-          "wall time, inclusive; the profiled run is a little slower):")
+          f"{measure}, inclusive; the profiled run is a little slower):")
     for label, frame in PROFILE_BUCKETS.items():
         print(f"  {found.share(frame):6.1%}  {label}")
     print("  project functions:")
@@ -609,9 +611,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"({APP_THREADS})")
     parser.add_argument("--workers", type=int, default=server.WORKERS,
                         help=f"app workers, gunicorn sync ({server.WORKERS})")
-    parser.add_argument("--profile", action="store_true",
+    parser.add_argument("--profile", nargs="?", const="wall", choices=sorted(profile.MODES),
                         help="sample the workers with py-spy during the run and print where "
-                             "their time goes")
+                             "their time goes: 'wall' (the default) counts waits too, 'gil' "
+                             "only the thread running Python, i.e. CPU")
     parser.add_argument("--probe", type=float, default=2,
                         help="seconds of the simulator-alone probe, 0 to skip (2)")
     args = parser.parse_args(argv)

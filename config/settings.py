@@ -48,6 +48,9 @@ BASE: dict[str, Any] = {
     "SMS_GATEWAY_URL": "",
     # WeChat client behaviour
     "WECHAT_HTTP_TIMEOUT": 5.0,
+    # Egress proxy for WeChat calls ("http://proxy:3128"); only this setting sets one, never
+    # HTTP(S)_PROXY or .netrc from the environment.
+    "WECHAT_HTTP_PROXY": "",
     "WECHAT_RETRY_ATTEMPTS": 3,  # attempts for -1 / HTTP 5xx / timeouts
     "WECHAT_RETRY_BASE_DELAY": 0.2,  # seconds; doubled each attempt, full jitter
     "WECHAT_TOKEN_MARGIN": 120,  # refresh this many seconds before WeChat's expiry

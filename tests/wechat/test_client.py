@@ -170,3 +170,13 @@ def test_qr_image_url_uses_the_configured_host_and_encodes_the_ticket():
     assert qr_image_url(config, "gQH+8Do/AAA=") == (
         "http://127.0.0.1:9/cgi-bin/showqrcode?ticket=gQH%2B8Do%2FAAA%3D"
     )
+
+
+def test_the_egress_proxy_comes_from_configuration_only(app, monkeypatch):
+    from wechat.transport import build_session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy.invalid:3128")
+    plain = build_session(app.config)
+    assert plain.trust_env is False and not plain.proxies
+    proxied = build_session({**app.config, "WECHAT_HTTP_PROXY": "http://egress:3128"})
+    assert proxied.proxies == {"http": "http://egress:3128", "https": "http://egress:3128"}
