@@ -147,11 +147,11 @@ PROFILE_BUCKETS = {
     "WeChat call: wechatpy + requests": "BaseWeChatClient.post (wechatpy/client/base.py)",
     "  requests' proxy/netrc lookups per call": "Session.merge_environment_settings "
                                                "(requests/sessions.py)",
-    "  access token read from Redis per call": "TokenStore.get (wechat/token_store.py)",
-    "SQLAlchemy statements": "Session.execute (sqlalchemy/orm/session.py)",
+    "  access token (held in the process for a job)": "TokenStore.get (wechat/token_store.py)",
+    "SQLAlchemy statements": "Connection.execute (sqlalchemy/engine/base.py)",
     "  pool checkout with pre-ping (SELECT 1)": "DefaultDialect._do_ping_w_event "
                                                 "(sqlalchemy/engine/default.py)",
-    "SQLAlchemy commits": "Session.commit (sqlalchemy/orm/session.py)",
+    "SQLAlchemy commits": "Connection.commit (sqlalchemy/engine/base.py)",
     "waiting on PostgreSQL (psycopg)": "Connection.wait (psycopg/connection.py)",
     "logging": "Logger._log (logging/__init__.py)",
     "metrics (prometheus_client)": "MetricWrapperBase.labels (prometheus_client/metrics.py)",
@@ -184,7 +184,7 @@ TARGETS = {
         f"{backend.REDIS_SERVER}/11", SEND_WORKERS,
         "SELECT d.id, t.txn_id FROM delivery d JOIN card_transaction t ON t.id = d.transaction_id",
         "SELECT count(*) FROM delivery WHERE state IN ('queued', 'sending')",
-        "_drain (members/alerts.py)",  # a send job's threads
+        "_send_chunk (members/alerts.py)",  # a send job's threads
         f"gunicorn 2 sync workers + {SEND_WORKERS} `flask worker` (outbox, RQ jobs)"),
     "naive": Target(
         "naive", "bench.peers.naive_alerts:create()",

@@ -10,14 +10,17 @@
       │                  └─ any other errcode (43004, 43101, …) ──▶ failed, errcode kept
       └── sweep (members.alert_recovery): sending too long ─▶ queued as a resend
 
-Exactly once as far as WeChat allows: a delivery is claimed (queued → sending,
-a conditional UPDATE, committed) before WeChat is called, so two workers never
-both send it; WeChat's answer is recorded right after. Every call carries the
-delivery's stable ``client_msg_id``, so a repeat within WeChat's ~10 minutes
-(a timeout retried, a resend after a crash) is dropped by WeChat itself. The
-one window left, a worker dying between WeChat's answer and the record, is
-closed by the sweep resending the row marked as a resend (README, "Transaction
-alerts").
+Exactly once as far as WeChat allows: each sending thread claims its chunk of a
+job's deliveries (queued → sending, one conditional UPDATE, committed) before
+WeChat is called, so two workers never both send one. What WeChat accepted is
+recorded for the whole chunk in one statement as soon as the chunk's last call
+has answered (about ALERT_BATCH_SIZE / ALERT_SEND_THREADS calls); any other
+answer at once. Every call carries the delivery's stable ``client_msg_id``, so
+a repeat within WeChat's ~10 minutes (a timeout retried, a resend after a
+crash) is dropped by WeChat itself. The one window left, a worker dying
+between WeChat's answers and their record (at most a chunk of rows), is closed
+by the sweep resending those rows marked as resends (README, "Transaction
+alerts"), well within WeChat's ten minutes.
 """
 
 from __future__ import annotations
@@ -25,15 +28,27 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from queue import Empty, SimpleQueue
 from typing import Any
 
 from flask import Flask, current_app
 from redis.exceptions import RedisError
-from sqlalchemy import ColumnElement, String, bindparam, case, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from core.db import UTCDateTime, db, utcnow
 from core.jobs import enqueue
@@ -62,6 +77,15 @@ CHANNEL_APIS: dict[str, tuple[Callable[[], WeChatAPIClient], str, Builder]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """WeChat accepted ``alert``'s message as ``msgid`` at ``at``; not yet recorded."""
+
+    alert: Alert
+    msgid: str
+    at: datetime
+
+
 def enqueue_deliveries(delivery_ids: list[int], at: datetime | None = None) -> None:
     """Queue send jobs for these ``queued`` deliveries, in batches; after their commit.
 
@@ -80,98 +104,112 @@ def enqueue_deliveries(delivery_ids: list[int], at: datetime | None = None) -> N
 
 
 def send_batch(delivery_ids: list[int], due: float | None = None) -> None:
-    """Job: send the still-queued deliveries among ``delivery_ids``, several at a time."""
+    """Job: send the still-queued deliveries among ``delivery_ids``, several at a time.
+
+    The deliveries are split into one chunk per sending thread; a thread claims
+    its chunk in one statement, sends it, and records what WeChat accepted in
+    one statement, so the database sees two commits per chunk, not per alert.
+    """
     if due is not None:
         ALERT_QUEUE_LAG.observe(max(0.0, time.time() - due))
-    alerts = _load(delivery_ids)
-    db.session.commit()  # hold no transaction open while the threads work
     # A paused channel's rows stay queued; the sweep re-drives them once the pause lifts.
     paused = channels.paused_channels()
-    pending: SimpleQueue[Alert] = SimpleQueue()
-    for alert in alerts:
-        if alert.channel not in paused:
-            pending.put(alert)
-    threads = min(current_app.config["ALERT_SEND_THREADS"], pending.qsize())
+    with db.engine.connect() as connection:
+        alerts = _sendable(connection, _load(connection, delivery_ids), paused)
+    threads = min(current_app.config["ALERT_SEND_THREADS"], len(alerts))
     if not threads:
         return
+    size = -(-len(alerts) // threads)
+    chunks = [{alert.delivery_id: alert for alert in alerts[start:start + size]}
+              for start in range(0, len(alerts), size)]
     app = current_app._get_current_object()
-    with ThreadPoolExecutor(threads, thread_name_prefix="alert") as pool:
-        futures = [pool.submit(_drain, app, pending, paused) for _ in range(threads)]
+    with _tokens_held({alert.channel for alert in alerts}), \
+            ThreadPoolExecutor(len(chunks), thread_name_prefix="alert") as pool:
+        futures = [pool.submit(_send_chunk, app, chunk, paused) for chunk in chunks]
     errors = sum(future.result() for future in futures)  # re-raises a BaseException
     if errors:
         # The rows stay where they were (queued or sending) for the sweep; RQ keeps the failure.
         raise RuntimeError(f"{errors} of {len(alerts)} deliveries hit an error")
 
 
-def _load(delivery_ids: list[int]) -> list[Alert]:
-    rows = db.session.execute(
-        select(Delivery.id, Delivery.channel, Delivery.openid, Transaction.txn_id,
-               Transaction.card_last4, Transaction.amount_fen, Transaction.currency,
-               Transaction.direction, Transaction.merchant, Transaction.occurred_at,
-               Transaction.balance_fen)
-        .join(Transaction, Transaction.id == Delivery.transaction_id)
-        .where(Delivery.id.in_(delivery_ids), Delivery.state == "queued")
-        .order_by(Delivery.id)
-    ).all()
+def _load(connection: Connection, delivery_ids: list[int]) -> list[Alert]:
+    rows = connection.execute(_LOAD, {"ids": delivery_ids}).all()
+    connection.commit()  # hold no transaction open while the threads work
     return [Alert(*row) for row in rows]
 
 
-def _drain(app: Flask, pending: SimpleQueue[Alert], paused: set[str]) -> int:
-    """A sending thread: deliveries until none is left, in one app context (one session,
-    one pooled connection); the number that hit an unexpected error."""
+def _sendable(connection: Connection, alerts: list[Alert], paused: set[str]) -> list[Alert]:
+    """The alerts to send now: not on a paused channel, and on a configured one (the
+    subscribe channel without its template fails here, without calling WeChat)."""
+    unconfigured = not current_app.config["MINIAPP_TXN_TEMPLATE_ID"]
+    sendable = []
+    for alert in alerts:
+        if alert.channel == "subscribe" and unconfigured:
+            _fail(connection, alert, None, "MINIAPP_TXN_TEMPLATE_ID is not set", "unconfigured")
+        elif alert.channel not in paused:
+            sendable.append(alert)
+    return sendable
+
+
+def _tokens_held(channels_used: set[str]) -> ExitStack:
+    """The job's threads reuse their clients' access tokens instead of reading Redis per call."""
+    stack = ExitStack()
+    for channel in sorted(channels_used):
+        stack.enter_context(CHANNEL_APIS[channel][0]().tokens.held())
+    return stack
+
+
+def _send_chunk(app: Flask, chunk: dict[int, Alert], paused: set[str]) -> int:
+    """A sending thread: claim ``chunk``, send each claimed delivery, record the sends;
+    the number that hit an unexpected error. One connection throughout, no pool checkout
+    per statement."""
     errors = 0
-    with app.app_context():
-        try:
-            while True:
-                try:
-                    alert = pending.get_nowait()
-                except Empty:
-                    return errors
-                try:
-                    _deliver(alert, paused)
-                except Exception:
-                    db.session.rollback()
-                    errors += 1
-                    log.exception("alert delivery failed unexpectedly",
-                                  extra={"delivery_id": alert.delivery_id})
-        finally:
-            db.session.remove()
+    with app.app_context(), db.engine.connect() as connection:
+        claimed = connection.execute(_CLAIM, {"ids": list(chunk), "now": utcnow()}).all()
+        connection.commit()  # the claims are visible before WeChat is called
+        sent: list[Sent] = []
+        for delivery_id, resend, attempts in sorted(claimed):
+            alert = chunk[delivery_id]
+            try:
+                answer = _deliver(connection, alert, resend, attempts, paused)
+            except Exception:
+                connection.rollback()
+                errors += 1
+                log.exception("alert delivery failed unexpectedly",
+                              extra={"delivery_id": delivery_id})
+                continue
+            if answer is not None:
+                sent.append(answer)
+        record_sent(connection, sent)
+    return errors
 
 
-def _deliver(alert: Alert, paused: set[str]) -> None:
-    """Claim, send and record one delivery (a no-op when someone else claimed it)."""
-    if alert.channel in paused:
-        return  # another thread met the quota meanwhile; this one stays queued
-    if alert.channel == "subscribe" and not current_app.config["MINIAPP_TXN_TEMPLATE_ID"]:
-        _fail(alert, None, "MINIAPP_TXN_TEMPLATE_ID is not set", "unconfigured")
-        return
-    claimed = db.session.execute(_CLAIM, {"delivery_id": alert.delivery_id,
-                                          "now": utcnow()}).first()
-    db.session.commit()  # the claim is visible before WeChat is called
-    if claimed is None:
-        return  # another worker has it, or it has moved on
-    resend, attempts = claimed
+def _deliver(connection: Connection, alert: Alert, resend: bool, attempts: int,
+             paused: set[str]) -> Sent | None:
+    """Send one claimed delivery; what WeChat accepted, or None when it did not (an outcome
+    other than sent is recorded here: those are rare)."""
+    if alert.channel in paused:  # another thread met the quota since the claim
+        _give_back(connection, alert, QUOTA_REACHED, "channel paused: daily quota used up")
+        return None
     client, endpoint, build = CHANNEL_APIS[alert.channel]
-    body = build(alert, resend, current_app.config)
     try:
-        answer = client().post(endpoint, data=body)
+        answer = client().post(endpoint, data=build(alert, resend, current_app.config))
     except WeChatUnavailable as exc:
-        _retry_later(alert, attempts, exc)
+        _retry_later(connection, alert, attempts, exc)
     except WeChatAPIError as exc:
-        _refused(alert, exc, paused)
+        _refused(connection, alert, exc, paused)
     else:
-        record_sent(alert, str(answer["msgid"]))
+        return Sent(alert, str(answer["msgid"]), utcnow())
+    return None
 
 
-def _transition(delivery_id: int, states: tuple[str, ...], **values: Any) -> None:
+def _transition(connection: Connection, delivery_id: int, states: tuple[str, ...],
+                **values: Any) -> None:
     """Move the delivery on, only from ``states``, and commit."""
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state.in_(states))
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    connection.execute(
+        update(_TABLE).where(_TABLE.c.id == delivery_id, _TABLE.c.state.in_(states))
+        .values(updated_at=utcnow(), **values))
+    connection.commit()
 
 
 def finished_values(status: ColumnElement, now: ColumnElement | datetime,
@@ -191,27 +229,33 @@ def finished_values(status: ColumnElement, now: ColumnElement | datetime,
     }
 
 
-def record_sent(alert: Alert, msgid: str) -> None:
-    """WeChat accepted the message: sent, with its msgid (see ``_RECORD``)."""
-    now = utcnow()
-    statement = _RECORD_TEMPLATE if alert.channel == "template" else _RECORD
-    db.session.execute(statement, {"delivery_id": alert.delivery_id, "msg_id": msgid,
-                                   "now": now})
-    db.session.commit()
-    ALERT_SENDS.labels(channel=alert.channel, errcode="0").inc()
-    ALERT_LATENCY.labels(channel=alert.channel).observe(
-        max(0.0, (now - alert.occurred_at).total_seconds()))
+def record_sent(connection: Connection, sent: list[Sent]) -> None:
+    """WeChat accepted these messages: sent, with their msgids, in one commit (``_RECORDS``)."""
+    if not sent:
+        return
+    for channel, statement in _RECORDS.items():
+        rows = [{"delivery_id": one.alert.delivery_id, "msg_id": one.msgid, "now": one.at}
+                for one in sent if one.alert.channel == channel]
+        if rows:
+            connection.execute(statement, rows)  # executemany: one round trip (pipelined)
+    connection.commit()
+    for channel, count in Counter(one.alert.channel for one in sent).items():
+        ALERT_SENDS.labels(channel=channel, errcode="0").inc(count)
+    for one in sent:
+        ALERT_LATENCY.labels(channel=one.alert.channel).observe(
+            max(0.0, (one.at - one.alert.occurred_at).total_seconds()))
 
 
-def _retry_later(alert: Alert, attempts: int, error: WeChatUnavailable) -> None:
+def _retry_later(connection: Connection, alert: Alert, attempts: int,
+                 error: WeChatUnavailable) -> None:
     """WeChat stayed unavailable through the client's retries: back to queued, later."""
     ALERT_SENDS.labels(channel=alert.channel, errcode=outcome_label(error)).inc()
     config = current_app.config
     if attempts >= config["ALERT_MAX_ATTEMPTS"]:
-        _fail(alert, error.errcode, str(error), None)
+        _fail(connection, alert, error.errcode, str(error), None)
         return
-    _transition(alert.delivery_id, ("sending",), state="queued", errcode=error.errcode,
-                error=str(error)[:255])
+    _transition(connection, alert.delivery_id, ("sending",), state="queued",
+                errcode=error.errcode, error=str(error)[:255])
     # Exponential with jitter, so deliveries failed together do not come back together.
     ceiling = config["ALERT_RETRY_BASE_DELAY"] * 2 ** (attempts - 1)
     at = datetime.now(UTC) + timedelta(seconds=random.uniform(ceiling / 2, ceiling))
@@ -221,27 +265,34 @@ def _retry_later(alert: Alert, attempts: int, error: WeChatUnavailable) -> None:
     enqueue_deliveries([alert.delivery_id], at=at)
 
 
-def _refused(alert: Alert, error: WeChatAPIError, paused: set[str]) -> None:
+def _refused(connection: Connection, alert: Alert, error: WeChatAPIError,
+             paused: set[str]) -> None:
     """WeChat answered an errcode its client does not retry."""
     if error.errcode == QUOTA_REACHED:
         ALERT_SENDS.labels(channel=alert.channel, errcode=outcome_label(error)).inc()
         channels.pause(alert.channel, error.errcode)
         paused.add(alert.channel)  # this batch's other threads stop too
-        # Not the delivery's fault: the attempt is given back.
-        _transition(alert.delivery_id, ("sending",), state="queued", errcode=error.errcode,
-                    error=str(error)[:255], attempts=Delivery.attempts - 1)
+        _give_back(connection, alert, error.errcode, str(error))
         return
     if error.errcode == NOT_FOLLOWING:
         followers.mark_not_following(alert.openid)
-    _fail(alert, error.errcode, str(error), outcome_label(error))
+        db.session.commit()
+    _fail(connection, alert, error.errcode, str(error), outcome_label(error))
 
 
-def _fail(alert: Alert, errcode: int | None, reason: str, outcome: str | None) -> None:
+def _give_back(connection: Connection, alert: Alert, errcode: int | None, reason: str) -> None:
+    """Back to queued with its attempt given back: the quota, not the delivery, stopped it."""
+    _transition(connection, alert.delivery_id, ("sending",), state="queued", errcode=errcode,
+                error=reason[:255], attempts=_TABLE.c.attempts - 1)
+
+
+def _fail(connection: Connection, alert: Alert, errcode: int | None, reason: str,
+          outcome: str | None) -> None:
     """Failed for good, errcode and reason kept; ``outcome`` labels the send metric."""
     if outcome:
         ALERT_SENDS.labels(channel=alert.channel, errcode=outcome).inc()
-    _transition(alert.delivery_id, ("queued", "sending"), state="failed", errcode=errcode,
-                error=reason[:255], finished_at=utcnow())
+    _transition(connection, alert.delivery_id, ("queued", "sending"), state="failed",
+                errcode=errcode, error=reason[:255], finished_at=utcnow())
     log.warning("alert failed", extra={"delivery_id": alert.delivery_id,
                                        "channel": alert.channel, "errcode": errcode})
 
@@ -259,21 +310,49 @@ _ID = _TABLE.c.id == bindparam("delivery_id")
 _NOW = bindparam("now", type_=UTCDateTime())
 _MSG_ID = bindparam("msg_id", type_=String())
 
-# queued → sending; (resend, attempts) of the claimed row, nothing when not queued.
-_CLAIM = (update(_TABLE).where(_ID, _TABLE.c.state == "queued")
+_IDS = bindparam("ids", expanding=True)
+_TRANSACTION = Transaction.__table__
+# "queued", written so that no index serves it: see _CLAIM.
+_QUEUED = func.coalesce(_TABLE.c.state, "") == "queued"
+
+_LOAD = (select(_TABLE.c.id, _TABLE.c.channel, _TABLE.c.openid, _TRANSACTION.c.txn_id,
+                _TRANSACTION.c.card_last4, _TRANSACTION.c.amount_fen, _TRANSACTION.c.currency,
+                _TRANSACTION.c.direction, _TRANSACTION.c.merchant, _TRANSACTION.c.occurred_at,
+                _TRANSACTION.c.balance_fen)
+         .join(_TRANSACTION, _TRANSACTION.c.id == _TABLE.c.transaction_id)
+         .where(_TABLE.c.id.in_(_IDS), _QUEUED)
+         .order_by(_TABLE.c.id))
+
+# queued → sending for those of ``ids`` still queued; (id, resend, attempts) of each claimed.
+# The subquery locks the rows by primary key, skipping rows another worker is claiming right
+# now rather than waiting (SKIP LOCKED; SQLite runs one writer at a time and renders no FOR
+# UPDATE); the state condition, checked on the locked row, keeps a row from being claimed
+# twice. That condition is written so that no index can serve it (COALESCE): statistics
+# taken while 'queued' was rare make ix_delivery_state_updated_at look like the way in, and
+# during a backlog its 'queued' range is the whole backlog, scanned per claim or, in a nested
+# loop, per row (seen at 25,000 queued: claims of minutes, and the backlog only grew).
+_CLAIMABLE = _TABLE.alias("claimable")
+_CLAIM = (update(_TABLE)
+          .where(_TABLE.c.id.in_(select(_CLAIMABLE.c.id).where(_CLAIMABLE.c.id.in_(_IDS))
+                                 .with_for_update(skip_locked=True)),
+                 _QUEUED)
           .values(state="sending", attempts=_TABLE.c.attempts + 1, updated_at=_NOW)
-          .returning(_TABLE.c.resend, _TABLE.c.attempts))
+          .returning(_TABLE.c.id, _TABLE.c.resend, _TABLE.c.attempts))
 
 # sent, from ``sending``, or ``queued`` when the sweep already gave up on this worker (the
 # resend is then cancelled).
 _SENT = {"state": "sent", "msgid": _MSG_ID, "sent_at": _NOW, "errcode": None, "error": None,
          "updated_at": _NOW}
-_RECORD = update(_TABLE).where(_ID, _TABLE.c.state.in_(("sending", "queued"))).values(**_SENT)
+# (An OR, not IN: an IN list is expanded per execution, which executemany cannot take.)
+_RECORD = (update(_TABLE).where(_ID, or_(_TABLE.c.state == "sending", _TABLE.c.state == "queued"))
+           .values(**_SENT))
 # WeChat may post TEMPLATESENDJOBFINISH before the record lands; its handler then found no row
 # with this msgid and kept only the TemplateJobResult, which is applied here in one go.
 _RECORD_TEMPLATE = _RECORD.values(**finished_values(
     select(TemplateJobResult.status).where(TemplateJobResult.msg_id == _MSG_ID)
     .scalar_subquery(), _NOW, pending="sent"))
+
+_RECORDS = {"template": _RECORD_TEMPLATE, "subscribe": _RECORD}
 
 _FINISH = (update(_TABLE)
            .where(_TABLE.c.msgid == _MSG_ID, _TABLE.c.channel == "template",

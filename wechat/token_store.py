@@ -5,12 +5,21 @@ used as rejected, exactly one process refreshes it under a Redis lock; the
 others wait on the lock and reuse what it stored. A rejected token is only
 refreshed if it is still the current one, so N callers failing with the same
 token cause one refresh per token generation, never N.
+
+A burst of calls (a send job's threads) may hold the token in the process for
+a few seconds (``held``) instead of reading Redis before every call. A held
+token that WeChat rejects is dropped at once, and a token another process has
+replaced meanwhile costs one rejected call, answered by ``replace`` with the
+token in Redis, never with a second refresh.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from redis import Redis
 from redis.exceptions import LockError
@@ -20,6 +29,9 @@ from core.metrics import TOKEN_REFRESHES
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[], tuple[str, int]]
+# Seconds a held token is reused before Redis is asked again: short, so a token refreshed
+# by another process (which WeChat keeps accepting for minutes) is picked up soon.
+HOLD_SECONDS = 5.0
 
 
 class TokenUnavailable(RuntimeError):
@@ -35,15 +47,45 @@ class TokenStore:
         self.margin = margin
         self.lock_timeout = lock_timeout
         self.key = f"wechat:token:{appid}"
+        self._holders = 0  # open ``held`` blocks; the token is kept only while there are some
+        self._held: tuple[str, float] | None = None  # (token, monotonic deadline)
+        self._hold_lock = threading.Lock()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Within the block, reuse a token read from Redis for up to HOLD_SECONDS.
+
+        Outside any such block every ``get`` reads Redis, as a token refreshed by
+        another process must be seen at once by callers that are not in a burst.
+        """
+        with self._hold_lock:
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._hold_lock:
+                self._holders -= 1
+                if not self._holders:
+                    self._held = None
 
     def get(self) -> str:
         """The current token, fetching one if none is stored."""
-        token = self.redis.get(self.key)
-        return token.decode() if token else self._refresh(rejected=None)
+        held = self._held
+        if held is not None and time.monotonic() < held[1]:
+            return held[0]
+        stored = self.redis.get(self.key)
+        return self._hold(stored.decode() if stored else self._refresh(rejected=None))
 
     def replace(self, rejected: str) -> str:
         """``rejected`` failed at WeChat: refresh unless another process already did."""
-        return self._refresh(rejected=rejected)
+        self._held = None
+        return self._hold(self._refresh(rejected=rejected))
+
+    def _hold(self, token: str) -> str:
+        with self._hold_lock:
+            if self._holders:
+                self._held = (token, time.monotonic() + HOLD_SECONDS)
+        return token
 
     def _refresh(self, rejected: str | None) -> str:
         lock = self.redis.lock(

@@ -45,7 +45,7 @@ def sweep(app):
 
 
 def kill_after_wechat_answers(monkeypatch):
-    def killed(alert, msgid):
+    def killed(connection, sent):
         raise WorkerKilled
 
     monkeypatch.setattr(alerts, "record_sent", killed)
@@ -90,6 +90,26 @@ def test_the_sweep_resends_a_stuck_alert_once_marked_and_wechat_drops_the_copy(
     assert sweep(app) == {"exhausted": 0, "resend": 0, "requeue": 0, "finished": 0}
 
 
+def test_a_worker_killed_before_recording_a_chunk_leaves_it_all_to_the_sweep(
+        app, sim, run_jobs, monkeypatch):
+    """Sends are recorded per chunk: a crash loses the record of the whole chunk, not one row."""
+    monkeypatch.setitem(app.config, "ALERT_SEND_THREADS", 1)
+    ids = queue_alerts(app, 3)
+    kill_after_wechat_answers(monkeypatch)
+    with app.app_context(), pytest.raises(WorkerKilled):
+        alerts.send_batch(ids)
+    monkeypatch.undo()
+    assert [(row.state, row.msgid) for row in deliveries(app)] == [("sending", None)] * 3
+    assert messages_sent(sim) == 3
+
+    age(app, ids)
+    assert sweep(app)["resend"] == 3
+    run_jobs()
+    assert [(row.state, row.resend) for row in deliveries(app)] == [("sent", True)] * 3
+    assert len(sim_calls(sim, TEMPLATE_SEND)) == 6
+    assert messages_sent(sim) == 3  # every copy dropped by WeChat as a replay
+
+
 def test_a_resend_after_wechats_replay_window_reaches_the_holder_marked(
         app, client, sim, run_jobs, monkeypatch):
     ids = queue_alerts(app)
@@ -130,7 +150,7 @@ def test_a_late_worker_recording_its_send_cancels_the_resend(app, sim, run_jobs,
     recorded, resends = [], []
     enqueue_deliveries = alerts.enqueue_deliveries
 
-    monkeypatch.setattr(alerts, "record_sent", lambda *answer: recorded.append(answer))
+    monkeypatch.setattr(alerts, "record_sent", lambda connection, sent: recorded.extend(sent))
     with app.app_context():
         alerts.send_batch(ids)
     monkeypatch.undo()
@@ -138,12 +158,12 @@ def test_a_late_worker_recording_its_send_cancels_the_resend(app, sim, run_jobs,
     monkeypatch.setattr(alerts, "enqueue_deliveries", resends.extend)
     assert sweep(app)["resend"] == 1  # the sweep gave up on that worker...
     monkeypatch.undo()
-    with app.app_context():
-        alerts.record_sent(*recorded[0])  # ...which then comes back with WeChat's answer
+    with app.app_context(), db.engine.connect() as connection:
+        alerts.record_sent(connection, recorded)  # ...which then comes back with the answer
         enqueue_deliveries(resends)  # and only now does the resend's job run
     run_jobs()
     (row,) = deliveries(app)
-    assert (row.state, row.msgid) == ("sent", recorded[0][1])
+    assert (row.state, row.msgid) == ("sent", recorded[0].msgid)
     assert len(sim_calls(sim, TEMPLATE_SEND)) == 1
 
 
@@ -192,9 +212,9 @@ def test_redis_restarted_mid_batch_loses_no_alert_and_sends_none_twice(
     record = alerts.record_sent
     sends = []
 
-    def restart_after_the_second(alert, msgid):
-        record(alert, msgid)
-        sends.append(msgid)
+    def restart_after_the_second(connection, sent):
+        record(connection, sent)
+        sends.extend(sent)
         if len(sends) == 2:
             _restart_redis(app)
 

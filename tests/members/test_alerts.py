@@ -19,12 +19,12 @@ from alert_factories import (
 from factories import holder
 from prometheus_client import REGISTRY
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 from support import Pusher, sim_calls, sim_fault, sim_post
 
 from core.db import db
 from members import alert_recovery, alerts, channels
-from members.models import Follower
+from members.models import Delivery, Follower
 from wechat import clients
 
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
@@ -94,10 +94,11 @@ def test_a_finish_event_that_beats_the_record_of_the_send_still_lands(
     """WeChat may post TEMPLATESENDJOBFINISH before the worker has stored the msgid."""
     record = alerts.record_sent
 
-    def callback_first(alert, msgid):
+    def callback_first(connection, sent):
         with app.app_context():
-            finish_event(app, client, sim, msgid)
-        record(alert, msgid)
+            for one in sent:
+                finish_event(app, client, sim, one.msgid)
+        record(connection, sent)
 
     monkeypatch.setattr(alerts, "record_sent", callback_first)
     send(app, run_jobs, queue_alerts(app))
@@ -294,6 +295,104 @@ def test_two_workers_on_the_same_deliveries_send_each_once(app, sim, follower):
     assert [row.attempts for row in deliveries(app)] == [1] * 20
     assert len(sim_calls(sim, TEMPLATE_SEND)) == 20
     assert messages_sent(sim) == 20
+
+
+def test_a_claim_skips_rows_another_worker_holds_instead_of_waiting(app, sim, follower):
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("row locks: PostgreSQL only (SQLite runs one writer at a time)")
+    ids = queue_alerts(app, 3)
+    done = threading.Event()
+
+    def worker():
+        with app.app_context():
+            alerts.send_batch(ids)
+        done.set()
+
+    with app.app_context(), db.engine.connect() as other:
+        # Another worker in the middle of claiming the first row: locked, not yet committed.
+        other.execute(select(Delivery.id).where(Delivery.id == ids[0]).with_for_update())
+        thread = threading.Thread(target=worker, daemon=True)
+        thread.start()
+        waited = not done.wait(10)
+        other.rollback()
+    thread.join()
+    assert not waited, "the claim waited for another worker's lock"
+    assert states(app) == ["queued", "sent", "sent"]  # left to whoever holds it
+    assert len(sim_calls(sim, TEMPLATE_SEND)) == 2
+
+
+def test_a_job_finds_its_rows_by_primary_key_whatever_the_backlog(app, follower):
+    """Driven by the state index instead, a job's load and claims grow with the backlog."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's planner")
+    (first,) = queue_alerts(app)
+    with app.app_context(), db.engine.connect() as connection:
+        # A backlog the statistics have not seen yet: a burst of queued rows, no ANALYZE since.
+        connection.execute(text(
+            "INSERT INTO delivery (transaction_id, holder_id, openid, channel, state, resend,"
+            " attempts, created_at, updated_at) SELECT transaction_id, holder_id,"
+            " 'oBacklog' || n, channel, 'queued', false, 0, now(), now()"
+            " FROM delivery, generate_series(1, 5000) AS n WHERE id = :first"), {"first": first})
+        executed = []
+
+        def keep(conn, cursor, statement, parameters, context, executemany):
+            executed.append((statement, parameters))
+
+        ids = list(range(first, first + 7))
+        event.listen(connection, "before_cursor_execute", keep)
+        connection.execute(alerts._LOAD, {"ids": ids}).all()
+        connection.execute(alerts._CLAIM, {"ids": ids, "now": datetime.now(UTC)}).all()
+        event.remove(connection, "before_cursor_execute", keep)
+        plan = " ".join(row[0] for statement, parameters in executed
+                        for row in connection.exec_driver_sql("EXPLAIN " + statement,
+                                                              parameters))
+        connection.rollback()
+    assert "pk_delivery" in plan
+    assert "ix_delivery_state_updated_at" not in plan, plan
+
+
+def test_a_job_claims_and_records_each_chunk_in_one_statement(app, sim, follower,
+                                                             monkeypatch):
+    monkeypatch.setitem(app.config, "ALERT_SEND_THREADS", 2)
+    ids = queue_alerts(app, 10)
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.split()[0])
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            alerts.send_batch(ids)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert states(app) == ["sent"] * 10
+    # The load, then per thread's chunk of five: one claim, one record (an executemany).
+    assert sorted(statements) == ["SELECT", "UPDATE", "UPDATE", "UPDATE", "UPDATE"]
+
+
+def test_a_job_reads_the_access_token_from_redis_once(app, sim, follower, monkeypatch):
+    monkeypatch.setitem(app.config, "ALERT_SEND_THREADS", 1)
+    ids = queue_alerts(app, 5)
+    with app.app_context():
+        clients.official_account().access_token  # noqa: B018 - a token in Redis already
+    redis = app.extensions["redis"]
+    key = f"wechat:token:{app.config['WECHAT_APP_ID']}".encode()
+    reads = []
+    real_get = redis.get
+
+    def get(name):
+        reads.append(name)
+        return real_get(name)
+
+    monkeypatch.setattr(redis, "get", get)
+    with app.app_context():
+        alerts.send_batch(ids)
+        alerts.send_batch(queue_alerts(app, 2))  # the next job asks Redis again
+    assert states(app) == ["sent"] * 7
+    assert [name for name in reads if name in (key, key.decode())] == [key.decode()] * 2
 
 
 # -- metrics -------------------------------------------------------------------------------------
