@@ -643,8 +643,9 @@ def prepare(target: Target, args: argparse.Namespace,
     secret = secrets.token_hex(32)
     env = target_env(target, workdir, secret)
     cards = seed(env, args.holders)
+    backend.settle(target.database)
     log(f"[{target.name}] {target.database} and {target.redis_url} wiped; {args.holders} holders "
-        "imported and bound")
+        "imported and bound; analyzed and checkpointed")
     return env, secret, cards
 
 

@@ -433,6 +433,7 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     backend.reset_redis(REDIS_URL)
     env = bench_env(workdir)
     seed(env, people, bound)
+    backend.settle(backend.database_url())
     log(f"schema migrated; {bound} of {len(people)} users bound to imported holders")
     with sim.running(args.sim, {**os.environ, **env}, ROOT, workdir / "sim.log",
                      args.sim_threads) as wechat:
