@@ -645,7 +645,7 @@ def prepare(target: Target, args: argparse.Namespace,
     cards = seed(env, args.holders)
     backend.settle(target.database)
     log(f"[{target.name}] {target.database} and {target.redis_url} wiped; {args.holders} holders "
-        "imported and bound; analyzed and checkpointed")
+        "imported and bound; checkpointed")
     return env, secret, cards
 
 

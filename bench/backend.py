@@ -60,16 +60,15 @@ def reset_database(url: str) -> None:
 
 
 def settle(url: str) -> None:
-    """ANALYZE the seeded database and CHECKPOINT, before the measured load.
+    """CHECKPOINT before the measured load, which would otherwise pay for flushing the seed.
 
-    This machine's PostgreSQL runs without autovacuum, so without ANALYZE the
-    planner sees empty tables; and a checkpoint falling in the measured window
-    would bill the load for flushing the seed's writes.
+    No ANALYZE: this machine's PostgreSQL runs without autovacuum, and statistics
+    taken while the outbox is empty would stay "empty" as it fills, steering the
+    planner to sequential scans (measured: 5 ms of PostgreSQL CPU per alert).
     """
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
-            connection.execute(text("ANALYZE"))
             connection.execute(text("CHECKPOINT"))
     finally:
         engine.dispose()
