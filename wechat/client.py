@@ -34,6 +34,7 @@ from wechat.errors import (
     outcome_label,
 )
 from wechat.token_store import TokenStore
+from wechat.transport import WeChatHTTP
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +55,7 @@ class _Transient(Exception):
 class WeChatAPIClient(WeChatClient):
     """A wechatpy ``WeChatClient`` with shared tokens, bounded retries and metrics."""
 
-    def __init__(self, appid: str, secret: str, *, redis: Redis, http: requests.Session,
+    def __init__(self, appid: str, secret: str, *, redis: Redis, http: WeChatHTTP,
                  config: dict[str, Any]) -> None:
         super().__init__(appid, secret, timeout=config["WECHAT_HTTP_TIMEOUT"], auto_retry=False)
         self._http = http

@@ -155,14 +155,36 @@ def test_every_wechat_host_is_redirected(app, sim):
 
 
 def test_nothing_leaves_for_real_wechat_hosts(app):
-    """The adapter rewrites every https://*.weixin.qq.com call; a raw qq.com URL never escapes."""
-    from wechat.transport import WeChatAdapter
+    """Every https://*.weixin.qq.com call is rewritten; a raw qq.com URL never escapes."""
+    from wechat.transport import WeChatHTTP
 
-    adapter = WeChatAdapter({"https://api.weixin.qq.com": "http://127.0.0.1:9"}, timeout=0.5)
-    prepared = requests.Request("GET", "https://api.weixin.qq.com/cgi-bin/x").prepare()
-    with pytest.raises(requests.ConnectionError):
-        adapter.send(prepared)
-    assert prepared.url == "http://127.0.0.1:9/cgi-bin/x"
+    http = WeChatHTTP({"https://api.weixin.qq.com": "http://127.0.0.1:9"}, timeout=0.5)
+    with pytest.raises(requests.ConnectionError) as caught:
+        http.get("https://api.weixin.qq.com/cgi-bin/x", params={"a": "1"})
+    assert "127.0.0.1" in str(caught.value) and "weixin" not in str(caught.value)
+
+
+def test_the_transport_answers_as_requests_would(app, sim):
+    from wechat.transport import build_session
+
+    http = build_session(app.config)
+    answer = http.post("https://api.weixin.qq.com/cgi-bin/stable_token",
+                       json={"grant_type": "client_credential", "appid": "wrong",
+                             "secret": "wrong"})
+    assert answer.status_code == 200 and answer.json()["errcode"] == 40013
+    assert answer.headers["content-type"].startswith("application/json")
+    missing = http.get("https://api.weixin.qq.com/no/such/api", params=[("a", "1")])
+    with pytest.raises(requests.HTTPError):
+        missing.raise_for_status()
+
+
+def test_timeouts_surface_as_requests_timeouts(app, sim):
+    from wechat.transport import build_session
+
+    sim_fault(sim, path="/cgi-bin/stable_token", delay=1.0)
+    http = build_session({**app.config, "WECHAT_HTTP_TIMEOUT": 0.2})
+    with pytest.raises(requests.Timeout):
+        http.post("https://api.weixin.qq.com/cgi-bin/stable_token", json={})
 
 
 def test_qr_image_url_uses_the_configured_host_and_encodes_the_ticket():
@@ -173,10 +195,13 @@ def test_qr_image_url_uses_the_configured_host_and_encodes_the_ticket():
 
 
 def test_the_egress_proxy_comes_from_configuration_only(app, monkeypatch):
+    import urllib3
+
     from wechat.transport import build_session
 
     monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy.invalid:3128")
     plain = build_session(app.config)
-    assert plain.trust_env is False and not plain.proxies
+    assert not isinstance(plain.pool, urllib3.ProxyManager)
     proxied = build_session({**app.config, "WECHAT_HTTP_PROXY": "http://egress:3128"})
-    assert proxied.proxies == {"http": "http://egress:3128", "https": "http://egress:3128"}
+    assert isinstance(proxied.pool, urllib3.ProxyManager)
+    assert proxied.pool.proxy.host == "egress" and proxied.pool.proxy.port == 3128
