@@ -389,10 +389,10 @@ def median_round(measured: list[Outcome]) -> Outcome:
 
 
 def print_rounds(by_target: list[list[Outcome]]) -> None:
-    print("\nreq/s by round (the table shows each target's median round):")
+    print("\nreq/s (p99 ms) by round (the table shows each target's median round):")
     for measured in by_target:
-        figures = "  ".join(f"{o.result.rps:>7,.0f}" if o.result else "    n/a"
-                            for o in measured)
+        figures = "  ".join(f"{o.result.rps:>7,.0f} ({o.result.p99_ms:5.2f})" if o.result
+                            else "            n/a" for o in measured)
         print(f"  {measured[0].target:<10}{figures}")
 
 
