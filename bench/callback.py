@@ -21,7 +21,7 @@ the larger VmRSS of the two workers (MB = 2**20 bytes, /proc, after the run),
 and who kept the CPUs busy during the run (gunicorn, Redis + PostgreSQL, wrk,
 anything else; background load above 0.1 CPU is flagged as disturbing).
 The server is stopped and its port checked closed before the next target.
-The targets take turns for ``--rounds`` rounds (3): this machine is shared and
+The targets take turns for ``--rounds`` rounds (5): this machine is shared and
 its speed drifts by 20% from minute to minute, so each target is reported by
 its median round (by throughput), with every round's figure beside it.
 
@@ -33,7 +33,7 @@ check or did not run, or more than 0.1% of its requests failed.
 Run from the repository root::
 
     python -m bench.callback [--duration 10] [--connections 16] [--threads 2]
-                             [--only project|wechatpy|werobot] [--rounds 3]
+                             [--only project|wechatpy|werobot] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -346,9 +346,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--only", choices=sorted(TARGETS), help="measure one target")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="rounds of every target, taking turns; each is reported by "
-                             "its median round (3)")
+                             "its median round (5)")
     parser.add_argument("--worker-threads", type=int, default=0,
                         help="gunicorn gthread workers with this many threads, for every "
                              "target (default: sync workers)")
