@@ -106,7 +106,7 @@ PROJECT_FRAMES = r"\((members|core|wechat|config|campaigns)/"
 
 # One connection per wrk thread (-c == -t): request() and response() alternate strictly,
 # so the thread knows which request an answer belongs to and can time each one.
-LOGIN_LUA = r"""
+LOGIN_LUA = wrk.THREADS_LUA + r"""
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -119,25 +119,9 @@ local function now_us()
   return tonumber(clock.tv_sec) * 1000000 + tonumber(clock.tv_nsec) / 1000
 end
 
-local threads, next_index = {}, 0
-
-function setup(thread)
-  thread:set("thread_index", next_index)
-  next_index = next_index + 1
-  table.insert(threads, thread)
-end
-
 function init(args)
-  local file, thread_count = args[1], tonumber(args[2])
+  codes = my_lines(args[1], tonumber(args[2]), function(line) return line end)
   samples_file = args[3]
-  codes, position, wraps = {}, 0, 0
-  local line_number = 0
-  for line in io.lines(file) do
-    if line_number % thread_count == thread_index then
-      codes[#codes + 1] = line
-    end
-    line_number = line_number + 1
-  end
   json_headers = {["Content-Type"] = "application/json"}
   token, kind, started, samples = nil, nil, 0, {}
 end
@@ -149,13 +133,9 @@ function request()
     req = wrk.format("GET", "/api/members/me", {["Authorization"] = "Bearer " .. token})
     token = nil
   else
-    position = position + 1
-    if position > #codes then
-      position, wraps = 1, wraps + 1
-    end
     kind = "login"
     req = wrk.format("POST", "/api/miniapp/login", json_headers,
-                     '{"code":"' .. codes[position] .. '"}')
+                     '{"code":"' .. next_of(codes) .. '"}')
   end
   started = now_us()
   return req
@@ -169,48 +149,30 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local wraps = 0
   local out = assert(io.open(threads[1]:get("samples_file"), "w"))
   for _, thread in ipairs(threads) do
-    wraps = wraps + thread:get("wraps")
     for _, sample in ipairs(thread:get("samples")) do
       out:write(sample, "\n")
     end
   end
   out:close()
   io.write(string.format("BENCH requests=%d bytes=%d wraps=%d\n",
-    summary.requests, summary.bytes, wraps))
+    summary.requests, summary.bytes, total_wraps()))
 end
 """
 
 # The simulator alone: each line of the file is one code, redeemed once at jscode2session.
-PROBE_LUA = r"""
-local threads, next_index = {}, 0
-
-function setup(thread)
-  thread:set("thread_index", next_index)
-  next_index = next_index + 1
-  table.insert(threads, thread)
-end
-
+PROBE_LUA = wrk.THREADS_LUA + r"""
 function init(args)
-  local file, thread_count, query = args[1], tonumber(args[2]), args[3]
-  paths, position, wraps, refused = {}, 0, 0, 0
-  local line_number = 0
-  for line in io.lines(file) do
-    if line_number % thread_count == thread_index then
-      paths[#paths + 1] = wrk.format("GET", "/sns/jscode2session?" .. query .. "&js_code=" .. line)
-    end
-    line_number = line_number + 1
-  end
+  local query = args[3]
+  paths = my_lines(args[1], tonumber(args[2]), function(line)
+    return wrk.format("GET", "/sns/jscode2session?" .. query .. "&js_code=" .. line)
+  end)
+  refused = 0
 end
 
 function request()
-  position = position + 1
-  if position > #paths then
-    position, wraps = 1, wraps + 1
-  end
-  return paths[position]
+  return next_of(paths)
 end
 
 function response(status, headers, body)
@@ -220,13 +182,12 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local wraps, refused = 0, 0
+  local refused = 0
   for _, thread in ipairs(threads) do
-    wraps = wraps + thread:get("wraps")
     refused = refused + thread:get("refused")
   end
   io.write(string.format("BENCH requests=%d bytes=%d wraps=%d\n",
-    summary.requests, summary.bytes, wraps))
+    summary.requests, summary.bytes, total_wraps()))
   io.write(string.format("PROBE refused=%d\n", refused))
 end
 """

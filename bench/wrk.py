@@ -7,11 +7,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-# Each thread keeps every n-th line of the request file (so no two threads send the
-# same MsgId), pre-formats them in init() and cycles through them in request().
-# done() adds a machine-readable line: completed requests, bytes read, and how many
-# times a thread ran out of fresh requests and started replaying its list.
-LUA = r"""
+# Shared by every script. setup() numbers the threads and keeps them for done(). A thread's
+# share of a file is every n-th line from its own index, so no two threads send the same
+# one-use request (a MsgId, a login code); next_of() cycles through a list, counting in
+# ``wraps`` how often a thread ran out of fresh requests and started replaying.
+THREADS_LUA = r"""
 local threads, next_index = {}, 0
 
 function setup(thread)
@@ -20,36 +20,54 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-function init(args)
-  local file, thread_count = args[1], tonumber(args[2])
-  local headers = {["Content-Type"] = "text/xml"}
-  requests, position, wraps = {}, 0, 0
-  local line_number = 0
+function my_lines(file, thread_count, make)
+  local mine, line_number = {}, 0
   for line in io.lines(file) do
     if line_number % thread_count == thread_index then
-      local tab = line:find("\t", 1, true)
-      requests[#requests + 1] =
-        wrk.format("POST", line:sub(1, tab - 1), headers, line:sub(tab + 1))
+      mine[#mine + 1] = make(line)
     end
     line_number = line_number + 1
   end
+  return mine
+end
+
+position, wraps = 0, 0
+
+function next_of(list)
+  position = position + 1
+  if position > #list then
+    position, wraps = 1, wraps + 1
+  end
+  return list[position]
+end
+
+function total_wraps()
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("wraps")
+  end
+  return total
+end
+"""
+
+# Callbacks: each line is ``path<TAB>body``, pre-formatted in init(). done() adds a
+# machine-readable line: completed requests, bytes read, and the replays.
+LUA = THREADS_LUA + r"""
+function init(args)
+  local headers = {["Content-Type"] = "text/xml"}
+  requests = my_lines(args[1], tonumber(args[2]), function(line)
+    local tab = line:find("\t", 1, true)
+    return wrk.format("POST", line:sub(1, tab - 1), headers, line:sub(tab + 1))
+  end)
 end
 
 function request()
-  position = position + 1
-  if position > #requests then
-    position, wraps = 1, wraps + 1
-  end
-  return requests[position]
+  return next_of(requests)
 end
 
 function done(summary, latency, _)
-  local wraps = 0
-  for _, thread in ipairs(threads) do
-    wraps = wraps + thread:get("wraps")
-  end
   io.write(string.format("BENCH requests=%d bytes=%d wraps=%d\n",
-    summary.requests, summary.bytes, wraps))
+    summary.requests, summary.bytes, total_wraps()))
 end
 """
 
