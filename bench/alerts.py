@@ -144,9 +144,8 @@ QUIET_WAIT_SECONDS = 60
 FEEDER_LAG_WARN = 0.5
 FEEDER_LAG_INVALID = 1.0
 PROFILE_BUCKETS = {
-    "WeChat call: wechatpy + requests": "BaseWeChatClient.post (wechatpy/client/base.py)",
-    "  requests' proxy/netrc lookups per call": "Session.merge_environment_settings "
-                                               "(requests/sessions.py)",
+    "WeChat call: wechatpy + transport": "BaseWeChatClient.post (wechatpy/client/base.py)",
+    "  HTTP (urllib3)": "WeChatHTTP.request (wechat/transport.py)",
     "  access token (held in the process for a job)": "TokenStore.get (wechat/token_store.py)",
     "SQLAlchemy statements": "Connection.execute (sqlalchemy/engine/base.py)",
     "  pool checkout with pre-ping (SELECT 1)": "DefaultDialect._do_ping_w_event "

@@ -97,9 +97,7 @@ PROFILE_BUCKETS = {
     "SQLAlchemy commit": "Session.commit (sqlalchemy/orm/session.py)",
     "waiting on PostgreSQL (psycopg)": "Connection.wait (psycopg/connection.py)",
     "Redis commands (limiter's Lua scripts)": "Redis.execute_command (redis/client.py)",
-    "HTTP to the simulator (requests)": "Session.request (requests/sessions.py)",
-    "  requests' proxy/netrc lookups per call": "Session.merge_environment_settings "
-                                                 "(requests/sessions.py)",
+    "HTTP to the simulator (urllib3)": "WeChatHTTP.request (wechat/transport.py)",
     "end of request: session remove, rollback": "Flask.do_teardown_appcontext (flask/app.py)",
 }
 PROJECT_FRAMES = r"\((members|core|wechat|config|campaigns)/"

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask
+from werkzeug.http import HTTP_STATUS_CODES
 
 from core import logs
 from core.db import db
@@ -39,11 +40,6 @@ log = logging.getLogger(__name__)
 PATH = "/wechat/callback"
 _TEXT = "text/plain; charset=utf-8"
 _XML = "application/xml; charset=utf-8"
-_STATUS_LINES = {
-    200: "200 OK", 400: "400 Bad Request", 403: "403 Forbidden",
-    405: "405 Method Not Allowed", 413: "413 Payload Too Large",
-    500: "500 Internal Server Error", 503: "503 Service Unavailable",
-}
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -111,7 +107,7 @@ class CallbackEndpoint:
                    ("Content-Length", str(len(answer.body))), ("X-Request-Id", request_id)]
         if answer.status == 405:
             headers.append(("Allow", "GET, HEAD, POST"))
-        start_response(_STATUS_LINES[answer.status], headers)
+        start_response(f"{answer.status} {HTTP_STATUS_CODES[answer.status]}", headers)
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.body]
 
     def _route(self, environ: Environ) -> _Answer:

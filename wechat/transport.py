@@ -38,9 +38,10 @@ POOL_SIZE = 64  # connections kept per host: one per concurrent sending thread a
 class WeChatHTTP:
     """A minimal ``requests.Session`` stand-in over one urllib3 pool manager.
 
-    Only what wechatpy and this project use: ``params`` (dict or pairs),
-    ``data`` (bytes, str, or a form dict), ``json``, ``files`` (multipart
-    uploads) and ``timeout``. No cookies, no redirects, no retries: the client
+    Only what wechatpy's JSON APIs and this project use: ``params`` (dict or
+    pairs), ``data`` (bytes, str, or a form dict), ``json``, ``headers`` and
+    ``timeout``; anything else (``files`` for media uploads) is a TypeError,
+    not silently dropped. No cookies, no redirects, no retries: the client
     retries itself, per WeChat's error codes.
     """
 
@@ -58,19 +59,14 @@ class WeChatHTTP:
         return self.request("GET", url, **kwargs)
 
     def request(self, method: str, url: str, *, params: Any = None, data: Any = None,
-                json: Any = None, files: Mapping[str, Any] | None = None,
-                headers: Mapping[str, str] | None = None,
+                json: Any = None, headers: Mapping[str, str] | None = None,
                 timeout: float | None = None) -> requests.Response:
         url = self._rewrite(_with_query(url, params))
-        body, body_headers, fields = _body(data, json)
+        body, body_headers = _body(data, json)
         headers = {**body_headers, **(headers or {})}
         try:
-            if files:
-                raw = self.pool.request(method, url, fields={**fields, **_multipart(files)},
-                                        timeout=timeout or self.timeout)
-            else:
-                raw = self.pool.request(method, url, body=body, headers=headers,
-                                        timeout=timeout or self.timeout)
+            raw = self.pool.request(method, url, body=body, headers=headers,
+                                    timeout=timeout or self.timeout)
         except NewConnectionError as exc:  # a subclass of urllib3's timeout: refused, unreachable
             raise requests.ConnectionError(str(exc)) from exc
         except Urllib3Timeout as exc:
@@ -94,28 +90,16 @@ def _with_query(url: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]] 
     return f"{url}{'&' if '?' in url else '?'}{query}" if query else url
 
 
-def _body(data: Any, json: Any) -> tuple[bytes | None, dict[str, str], dict[str, Any]]:
-    """(body, headers, form fields) as requests would send ``data`` or ``json``."""
+def _body(data: Any, json: Any) -> tuple[bytes | None, dict[str, str]]:
+    """(body, headers) as requests would send ``data`` or ``json``."""
     if json is not None:
-        return jsonlib.dumps(json).encode(), {"Content-Type": "application/json"}, {}
+        return jsonlib.dumps(json).encode(), {"Content-Type": "application/json"}
     if isinstance(data, Mapping):
         return (urlencode(list(data.items())).encode(),
-                {"Content-Type": "application/x-www-form-urlencoded"}, dict(data))
+                {"Content-Type": "application/x-www-form-urlencoded"})
     if isinstance(data, str):
-        return data.encode(), {}, {}
-    return data, {}, {}
-
-
-def _multipart(files: Mapping[str, Any]) -> dict[str, tuple[str, bytes] | tuple[str, bytes, str]]:
-    """requests' ``files`` forms (file object, or (name, file[, content type])) for urllib3."""
-    fields: dict[str, tuple[str, bytes] | tuple[str, bytes, str]] = {}
-    for name, value in files.items():
-        if not isinstance(value, tuple):
-            value = (getattr(value, "name", name), value)
-        filename, content, *content_type = value
-        payload = content.read() if hasattr(content, "read") else content
-        fields[name] = (str(filename), payload, *content_type)
-    return fields
+        return data.encode(), {}
+    return data, {}
 
 
 def _response(raw: urllib3.BaseHTTPResponse, url: str) -> requests.Response:
