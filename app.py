@@ -42,8 +42,10 @@ def _engine_options(settings: dict[str, Any]) -> dict[str, Any]:
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the app for APP_ENV (or ``overrides['APP_ENV']``) with ``overrides`` applied."""
-    app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(overrides=overrides)
+    instance_path = settings["INSTANCE_PATH"]
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=str(Path(instance_path).resolve()) if instance_path else None)
     _fill_dev_defaults(app, settings)
     validate(settings)
     app.config.update(settings)
@@ -83,6 +85,8 @@ def _fill_dev_defaults(app: Flask, settings: dict[str, Any]) -> None:
 
 
 def _upgrade_schema(app: Flask) -> None:
+    """Migrate to head; processes starting together take turns (``core.db.migration_lock``,
+    held by migrations/env.py), and all but the first find nothing to do."""
     from flask_migrate import upgrade
 
     with app.app_context():

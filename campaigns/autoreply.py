@@ -28,4 +28,5 @@ class AutoReplies:
     def register(self, dispatcher: Dispatcher) -> None:
         dispatcher.on("text", pure=True)(self.for_text)
         dispatcher.on("event:click", pure=True)(self.for_click)
-        dispatcher.on("event:subscribe", "event:subscribe_scan", pure=True)(self.for_follow)
+        dispatcher.on("event:subscribe", "event:subscribe_scan", "event:subscribe_scan_product",
+                      pure=True)(self.for_follow)

@@ -35,6 +35,9 @@ DEFAULT_HELP_TEXT = (
 BASE: dict[str, Any] = {
     "APP_ENV": "development",
     "DATABASE_URL": "",  # empty: SQLite file under instance/
+    # Folder of the embedded SQLite file and the generated dev secrets; empty: instance/
+    # beside app.py. Another folder runs a second, separate local instance.
+    "INSTANCE_PATH": "",
     "REDIS_URL": "",  # empty: embedded single-process mode
     "SECRET_KEY": "",  # empty: generated once per dev instance
     # Keyring: comma-separated base64 keys of 32 bytes, the first encrypts, all decrypt.
@@ -60,6 +63,9 @@ BASE: dict[str, Any] = {
     "CALLBACK_TIMESTAMP_WINDOW": 300,  # seconds a signed callback stays acceptable
     "CALLBACK_DEDUPE_TTL": 900,  # > window + WeChat's retry span, so no replay slips through
     "CALLBACK_RETRY_WAIT": 4.0,  # a retry waits this long for the first delivery's reply
+    # Plaintext pushes carry a signature over timestamp and nonce only, not over the body:
+    # production takes safe (AES) mode only unless this is set explicitly (README, Callback).
+    "CALLBACK_PLAINTEXT_ALLOWED": True,
     # {"keyword": "reply text"}, exact match after strip
     "WECHAT_KEYWORD_REPLIES": {
         "积分": "积分余额与明细请在“联名卡”小程序的“我的积分”中查看。",
@@ -154,9 +160,10 @@ BASE: dict[str, Any] = {
     # The holder's H5 page a template message links to, under PUBLIC_BASE_URL ({txn_id} is
     # filled in). Without PUBLIC_BASE_URL the message carries no link.
     "ALERT_H5_PATH": "/m/transactions/{txn_id}",
-    # A resend after the crash window (see the README) says so, in this field, so that the
-    # holder reads it as a repeat of the same transaction and never as a second charge.
-    # WeChat has hidden `first`/`remark` since 2023: the marker must sit in a shown field.
+    # A resend WeChat could show as a second message (README, "The resend window") says so,
+    # in this field, so that the holder reads it as a repeat of the same transaction and
+    # never as a second charge. WeChat has hidden `first`/`remark` since 2023: the marker
+    # must sit in a shown field.
     "ALERT_RESEND_FIELD": "direction",
     "ALERT_RESEND_MARKER": "【补发提醒·非新交易】",
     # Deliveries per send job, and sends in flight within one job (threads): a job of 50
@@ -170,8 +177,13 @@ BASE: dict[str, Any] = {
     # ~10 min client_msg_id window, so WeChat drops a copy of one that did get through.
     "ALERT_RETRY_BASE_DELAY": 5.0,
     # A delivery in `sending` this long (s) is presumed to have lost its worker and is
-    # resent marked as a resend; one `queued` this long lost its job and is enqueued again.
-    # Longer than one send can take (WECHAT_HTTP_TIMEOUT × retries, plus a token fetch).
+    # resent; one `queued` this long lost its job and is enqueued again. It must outlast
+    # the longest legitimate chunk, claimed at once and recorded when its last send answers:
+    # ALERT_BATCH_SIZE / ALERT_SEND_THREADS = 7 sends, each at worst WECHAT_RETRY_ATTEMPTS
+    # timeouts of WECHAT_HTTP_TIMEOUT plus backoff (3 × 5 s + 0.6 s), about 110 s. A crashed
+    # chunk is then resent at most STUCK_AFTER + SWEEP_INTERVAL = 150 s (plus queue lag)
+    # after its first claim, far inside the unmarked part of WeChat's window (600 - 60 s):
+    # lowering these would buy nothing but resends of rows whose worker is merely slow.
     "ALERT_STUCK_AFTER": 120,
     # How often (s) the recovery sweep runs (once per period across all workers).
     "ALERT_SWEEP_INTERVAL": 30,
@@ -180,9 +192,16 @@ BASE: dict[str, Any] = {
     # Seconds after WeChat's daily-quota reset (midnight Asia/Shanghai) a paused channel
     # resumes: WeChat's counters may roll over a little late.
     "ALERT_QUOTA_RESET_MARGIN": 60,
-    # `members alerts redrive` leaves alone a message WeChat accepted less than this long
-    # ago (s): WeChat would drop the copy as a replay of its client_msg_id.
+    # WeChat sends one template message per (openid, client_msg_id) within this many seconds
+    # and drops a repeat: `members alerts redrive` leaves alone a message WeChat accepted
+    # less than this long ago, and a resend inside it goes unmarked (it cannot show twice).
     "WECHAT_CLIENT_MSG_ID_WINDOW": 600,
+    # A resend is unmarked only until this many seconds before WECHAT_CLIENT_MSG_ID_WINDOW
+    # ends, counted from the delivery's first claim (WeChat's window opens no earlier). It
+    # covers what lies between the decision and WeChat receiving the call: the client's
+    # retries (WECHAT_RETRY_ATTEMPTS × WECHAT_HTTP_TIMEOUT, about 15 s), clock differences
+    # between our hosts and WeChat's, and WeChat's "about ten minutes".
+    "ALERT_RESEND_WINDOW_MARGIN": 60,
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,
@@ -231,7 +250,8 @@ BASE: dict[str, Any] = {
 PROFILES: dict[str, dict[str, Any]] = {
     "development": {},
     "test": {"APP_ENV": "test", "JOBS_EAGER": True, "LOG_LEVEL": "WARNING"},
-    "production": {"APP_ENV": "production", "AUTO_MIGRATE": False, "SESSION_COOKIE_SECURE": True},
+    "production": {"APP_ENV": "production", "AUTO_MIGRATE": False,
+                   "CALLBACK_PLAINTEXT_ALLOWED": False, "SESSION_COOKIE_SECURE": True},
 }
 
 

@@ -10,8 +10,20 @@ from typing import Any
 from config.settings import DEV_PLACEHOLDERS
 
 
-class ConfigError(RuntimeError):
-    """The configuration cannot run; the message names the setting at fault."""
+class ConfigError(SystemExit):
+    """The configuration cannot run; the message lists every setting at fault.
+
+    A SystemExit, so that ``flask``, ``gunicorn`` or a script stops with the
+    message alone (exit status 1) instead of a traceback per missing setting.
+    """
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else problems
+        super().__init__("the configuration cannot run:\n" +
+                         "\n".join(f"  - {problem}" for problem in self.problems))
+
+    def __str__(self) -> str:
+        return str(self.code)
 
 
 REQUIRED_IN_PRODUCTION = (
@@ -27,29 +39,42 @@ REQUIRED_IN_PRODUCTION = (
 _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 
 
-def check_wechat_aes_key(value: str) -> None:
+def _aes_key_problem(value: str) -> str | None:
     """An EncodingAESKey is 43 characters of [A-Za-z0-9] (base64 of 32 bytes, '=' dropped)."""
-    if not _AES_KEY.match(value or ""):
-        raise ConfigError("WECHAT_AES_KEY must be 43 characters of [A-Za-z0-9]")
+    return None if _AES_KEY.fullmatch(value or "") else \
+        "WECHAT_AES_KEY must be 43 characters of [A-Za-z0-9]"
+
+
+def check_wechat_aes_key(value: str) -> None:
+    problem = _aes_key_problem(value)
+    if problem:
+        raise ConfigError([problem])
+
+
+def _production_problems(settings: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key in REQUIRED_IN_PRODUCTION:
+        if not settings.get(key):
+            problems.append(f"production requires {key}")
+        elif DEV_PLACEHOLDERS.get(key) == settings[key]:
+            problems.append(f"production refuses the development placeholder in {key}")
+    if settings["DATABASE_URL"].startswith("sqlite"):
+        problems.append("production requires DATABASE_URL to name PostgreSQL, not SQLite")
+    if settings["SECRET_KEY"] and len(settings["SECRET_KEY"]) < 32:
+        problems.append("production requires SECRET_KEY of at least 32 characters")
+    if Path(settings["REGION_IP_RANGES_FILE"]).name == "regions_sample.csv":
+        problems.append("production refuses the sample REGION_IP_RANGES_FILE")
+    if not settings["PUBLIC_BASE_URL"].startswith("https://"):
+        problems.append("production requires PUBLIC_BASE_URL (https://…) for OAuth redirects")
+    if "local-dev" in settings["HOME_REGIONS"]:
+        problems.append("production refuses 'local-dev' (private ranges) in HOME_REGIONS")
+    return problems
 
 
 def validate(settings: Mapping[str, Any]) -> None:
-    """Raise ConfigError naming the first setting that cannot run in this profile."""
-    check_wechat_aes_key(settings["WECHAT_AES_KEY"])
-    if settings["APP_ENV"] != "production":
-        return
-    for key in REQUIRED_IN_PRODUCTION:
-        if not settings.get(key):
-            raise ConfigError(f"production requires {key}")
-        if DEV_PLACEHOLDERS.get(key) == settings[key]:
-            raise ConfigError(f"production refuses the development placeholder in {key}")
-    if settings["DATABASE_URL"].startswith("sqlite"):
-        raise ConfigError("production requires DATABASE_URL to name PostgreSQL, not SQLite")
-    if len(settings["SECRET_KEY"]) < 32:
-        raise ConfigError("production requires SECRET_KEY of at least 32 characters")
-    if Path(settings["REGION_IP_RANGES_FILE"]).name == "regions_sample.csv":
-        raise ConfigError("production refuses the sample REGION_IP_RANGES_FILE")
-    if not settings["PUBLIC_BASE_URL"].startswith("https://"):
-        raise ConfigError("production requires PUBLIC_BASE_URL (https://…) for OAuth redirects")
-    if "local-dev" in settings["HOME_REGIONS"]:
-        raise ConfigError("production refuses 'local-dev' (private ranges) in HOME_REGIONS")
+    """Raise ConfigError listing every setting that cannot run in this profile, at once."""
+    problems = [problem for problem in [_aes_key_problem(settings["WECHAT_AES_KEY"])] if problem]
+    if settings["APP_ENV"] == "production":
+        problems += _production_problems(settings)
+    if problems:
+        raise ConfigError(problems)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from filelock import FileLock, Timeout
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
@@ -19,10 +22,11 @@ from sqlalchemy import (
     bindparam,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -42,6 +46,51 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(compare_type=True, render_as_batch=True)
+
+log = logging.getLogger(__name__)
+# The PostgreSQL advisory lock (any fixed bigint, per database) held while migrating.
+MIGRATION_LOCK_ID = 0x636F_6272_616E_6401
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold this database's migration lock: Alembic runs in one process at a time.
+
+    Two processes starting together on a database without the schema (``flask run``
+    beside ``flask wechat-sim`` on a fresh machine) would both find it missing, both
+    create it, and the second would fail ("table ... already exists"). Under the lock
+    the later one finds the schema at head and does nothing. Both locks die with their
+    process: PostgreSQL's session advisory lock with its connection, SQLite's OS file
+    lock (beside the database file) with its descriptor. An in-memory SQLite database
+    belongs to one process and needs none.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            lock = {"id": MIGRATION_LOCK_ID}
+            if not connection.scalar(text("SELECT pg_try_advisory_lock(:id)"), lock):
+                log.info("waiting for another process's migrations")
+                connection.execute(text("SELECT pg_advisory_lock(:id)"), lock)
+            try:
+                yield
+            finally:
+                # Closed, not unlocked: the server drops the lock with the session, also when
+                # the connection broke meanwhile, and no pooled connection keeps holding it.
+                connection.invalidate()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    lock_file = FileLock(f"{database}.migrate-lock")
+    try:
+        lock_file.acquire(blocking=False)
+    except Timeout:
+        log.info("waiting for another process's migrations")
+        lock_file.acquire()
+    try:
+        yield
+    finally:
+        lock_file.release()
 
 
 def utcnow() -> datetime:

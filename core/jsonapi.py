@@ -58,12 +58,35 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _encodable(value: Any) -> bool:
+    """No string in ``value`` holds a lone surrogate ("\\ud800" is valid JSON, not text)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: duplicate keys and NaN/Infinity (Python extensions) are refused (400)."""
+    """Strict JSON: duplicate keys, NaN/Infinity (Python extensions) and strings that are no
+    text (lone surrogates, which no database or log can store) are refused (400)."""
     try:
-        return json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        body = json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from exc
+    if not _encodable(body):
+        raise ApiError(400, "invalid_json", "the body holds a string that is not text")
+    return body
 
 
 def _type_name(kind: FieldType) -> str:

@@ -16,7 +16,13 @@ from pythonjsonlogger.json import JsonFormatter
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
 
-_INBOUND_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_INBOUND_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Terminal colour codes: Werkzeug's dev server colours its request lines for a terminal,
+# and inside a JSON field they are noise to the reader and to any log shipper.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Libraries whose INFO lines are about themselves, not about our work: Alembic announces
+# its dialect on every command that starts the app (and so migrates).
+_QUIET = ("alembic",)
 
 
 class _ContextFilter(logging.Filter):
@@ -24,6 +30,16 @@ class _ContextFilter(logging.Filter):
         record.request_id = request_id.get()
         record.job_id = job_id.get()
         return True
+
+
+class _Formatter(JsonFormatter):
+    """JSON lines, non-ASCII text kept readable (Chinese, not \\u escapes), no colour codes."""
+
+    def process_log_record(self, log_record: dict) -> dict:
+        message = log_record.get("message")
+        if isinstance(message, str):
+            log_record["message"] = _ANSI.sub("", message)
+        return log_record
 
 
 def configure(level: str) -> None:
@@ -36,13 +52,16 @@ def configure(level: str) -> None:
     handler._json_handler = True
     handler.addFilter(_ContextFilter())
     handler.setFormatter(
-        JsonFormatter(
+        _Formatter(
             "{asctime}{levelname}{name}{message}{request_id}{job_id}",
             style="{",
             rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+            json_ensure_ascii=False,
         )
     )
     root.addHandler(handler)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 @contextlib.contextmanager
@@ -57,7 +76,7 @@ def job_context(value: str) -> Iterator[None]:
 
 def begin_request(inbound: str) -> str:
     """Tag the log lines of this request: the caller's X-Request-Id if sane, else a new id."""
-    value = inbound if _INBOUND_ID.match(inbound) else os.urandom(16).hex()
+    value = inbound if _INBOUND_ID.fullmatch(inbound) else os.urandom(16).hex()
     request_id.set(value)
     return value
 

@@ -50,6 +50,12 @@ ALERT_RECOVERED = Counter(
     "Deliveries the sweep re-drove: resend (stuck in sending), requeue (lost job), "
     "exhausted (gave up)", ["kind"],
 )
+ALERT_RESENDS = Counter(
+    "txn_alert_resends_total",
+    "Resends WeChat accepted, by whether they carried the resend marker (false: inside "
+    "WeChat's client_msg_id window, where a copy of a message that got through is dropped)",
+    ["marked"],
+)
 ALERT_CHANNEL_PAUSES = Counter(
     "txn_alert_channel_paused_total",
     "Alert channels paused until WeChat's daily quota resets (alert on any increase)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -48,6 +48,26 @@ def client_msg_id(alert: Alert) -> str:
     return f"txn-alert-{alert.delivery_id}"
 
 
+def marked(channel: str, resend: bool, first_claimed_at: datetime, now: datetime,
+           config: Mapping[str, Any]) -> bool:
+    """Whether a send at ``now`` carries ALERT_RESEND_MARKER: only a resend WeChat could show
+    as a second message.
+
+    A template message repeated under its client_msg_id within WeChat's window is dropped
+    by WeChat, so inside it a resend cannot show twice and goes unmarked: it may well be
+    the holder's only alert. The window opens when WeChat first took the message, no
+    earlier than the delivery's first claim; counting from that claim, and stopping
+    ALERT_RESEND_WINDOW_MARGIN short, keeps the decision on the safe side. The subscribe
+    message has no client_msg_id: every resend of it may show, and is marked.
+    """
+    if not resend:
+        return False
+    if channel != "template":
+        return True
+    open_for = config["WECHAT_CLIENT_MSG_ID_WINDOW"] - config["ALERT_RESEND_WINDOW_MARGIN"]
+    return now >= first_claimed_at + timedelta(seconds=open_for)
+
+
 def yuan(fen: int, currency: str = "CNY") -> str:
     """``12345`` → ``"123.45元"``; another currency keeps its code."""
     amount = (Decimal(fen) / 100).quantize(Decimal("0.01"))
@@ -59,8 +79,9 @@ def local_time(moment: datetime) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def fields(alert: Alert, resend: bool, config: Mapping[str, Any]) -> dict[str, str]:
-    """Our field names → display values; balance only when core banking sent one."""
+def fields(alert: Alert, marked: bool, config: Mapping[str, Any]) -> dict[str, str]:
+    """Our field names → display values; balance only when core banking sent one; the resend
+    marker in its field when ``marked``."""
     values = {
         "card": mask_card(alert.card_last4),
         "amount": yuan(alert.amount_fen, alert.currency),
@@ -70,9 +91,9 @@ def fields(alert: Alert, resend: bool, config: Mapping[str, Any]) -> dict[str, s
     }
     if alert.balance_fen is not None:
         values["balance"] = yuan(alert.balance_fen, alert.currency)
-    if resend:
-        marked = config["ALERT_RESEND_FIELD"]
-        values[marked] = config["ALERT_RESEND_MARKER"] + values[marked]
+    if marked:
+        field = config["ALERT_RESEND_FIELD"]
+        values[field] = config["ALERT_RESEND_MARKER"] + values[field]
     return values
 
 
@@ -88,13 +109,13 @@ def _fit(keyword: str, value: str) -> str:
     return value[: limit - len(ELLIPSIS)] + ELLIPSIS
 
 
-def template_message(alert: Alert, resend: bool, config: Mapping[str, Any]) -> dict[str, Any]:
+def template_message(alert: Alert, marked: bool, config: Mapping[str, Any]) -> dict[str, Any]:
     """Body of ``message/template/send`` (official account)."""
     body: dict[str, Any] = {
         "touser": alert.openid,
         "template_id": config["WECHAT_TXN_TEMPLATE_ID"],
         "client_msg_id": client_msg_id(alert),
-        "data": _data(fields(alert, resend, config), config["WECHAT_TXN_TEMPLATE_FIELDS"]),
+        "data": _data(fields(alert, marked, config), config["WECHAT_TXN_TEMPLATE_FIELDS"]),
     }
     base = config["PUBLIC_BASE_URL"].rstrip("/")
     if base:
@@ -102,11 +123,11 @@ def template_message(alert: Alert, resend: bool, config: Mapping[str, Any]) -> d
     return body
 
 
-def subscribe_message(alert: Alert, resend: bool, config: Mapping[str, Any]) -> dict[str, Any]:
+def subscribe_message(alert: Alert, marked: bool, config: Mapping[str, Any]) -> dict[str, Any]:
     """Body of ``message/subscribe/send`` (mini-program; it has no client_msg_id)."""
     return {
         "touser": alert.openid,
         "template_id": config["MINIAPP_TXN_TEMPLATE_ID"],
         "page": config["MINIAPP_TXN_PAGE"].format(txn_id=quote(alert.txn_id, safe="")),
-        "data": _data(fields(alert, resend, config), config["MINIAPP_TXN_TEMPLATE_FIELDS"]),
+        "data": _data(fields(alert, marked, config), config["MINIAPP_TXN_TEMPLATE_FIELDS"]),
     }

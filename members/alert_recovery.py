@@ -49,7 +49,8 @@ def sweep() -> dict[str, int]:
         [*stuck, Delivery.attempts >= config["ALERT_MAX_ATTEMPTS"]],
         {"state": "failed", "error": "worker lost while sending, attempts used up",
          "finished_at": now, "updated_at": now})
-    # Whether WeChat got it is unknown: send again, marked, under the same client_msg_id.
+    # Whether WeChat got it is unknown: send again under the same client_msg_id, as a resend
+    # (marked only if WeChat could show it twice by the time it is sent: alerts._deliver).
     resend = _update_returning_ids(stuck, {"state": "queued", "resend": True, "updated_at": now})
     # Queued this long: its job is gone (or its channel was paused); touching updated_at
     # keeps the next sweeps off it while the new job waits in the queue.
@@ -110,10 +111,12 @@ def redrive(since: datetime | None = None, errcode: int | None = None,
     if dry_run:
         return Redrive(list(db.session.scalars(select(Delivery.id).where(*where, replayable))),
                        too_recent)
+    # first_claimed_at stays: it is still the earliest WeChat can have taken this row's
+    # message, which is what decides whether a later resend of it is marked.
     ids = _update_returning_ids(
         [*where, replayable],
         {"state": "queued", "attempts": 0, "errcode": None, "error": None, "msgid": None,
-         "sent_at": None, "finished_at": None, "updated_at": now})
+         "marked": False, "sent_at": None, "finished_at": None, "updated_at": now})
     db.session.commit()
     alerts.enqueue_deliveries(ids)
     return Redrive(ids, too_recent)

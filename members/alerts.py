@@ -19,8 +19,9 @@ answer at once. Every call carries the delivery's stable ``client_msg_id``, so
 a repeat within WeChat's ~10 minutes (a timeout retried, a resend after a
 crash) is dropped by WeChat itself. The one window left, a worker dying
 between WeChat's answers and their record (at most a chunk of rows), is closed
-by the sweep resending those rows marked as resends (README, "Transaction
-alerts"), well within WeChat's ten minutes.
+by the sweep resending those rows, well within WeChat's ten minutes; a resend
+says it is one only when WeChat could show it twice (``alert_content.marked``,
+README "The resend window").
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app
 from redis.exceptions import RedisError
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Connection,
     String,
@@ -52,7 +54,7 @@ from sqlalchemy import (
 
 from core.db import UTCDateTime, db, utcnow
 from core.jobs import enqueue
-from core.metrics import ALERT_LATENCY, ALERT_QUEUE_LAG, ALERT_SENDS
+from core.metrics import ALERT_LATENCY, ALERT_QUEUE_LAG, ALERT_RESENDS, ALERT_SENDS
 from members import alert_content, channels, followers
 from members.alert_content import Alert
 from members.models import Delivery, TemplateJobResult, Transaction
@@ -77,6 +79,15 @@ CHANNEL_APIS: dict[str, tuple[Callable[[], WeChatAPIClient], str, Builder]] = {
 }
 
 
+class Claim(NamedTuple):
+    """A delivery this thread claimed (a row of ``_CLAIM``'s RETURNING)."""
+
+    delivery_id: int
+    resend: bool
+    attempts: int  # this claim included
+    first_claimed_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
     """WeChat accepted ``alert``'s message as ``msgid`` at ``at``; not yet recorded."""
@@ -84,6 +95,8 @@ class Sent:
     alert: Alert
     msgid: str
     at: datetime
+    resend: bool
+    marked: bool  # the message carried ALERT_RESEND_MARKER
 
 
 def enqueue_deliveries(delivery_ids: list[int], at: datetime | None = None) -> None:
@@ -165,18 +178,19 @@ def _send_chunk(app: Flask, chunk: dict[int, Alert], paused: set[str]) -> int:
     per statement."""
     errors = 0
     with app.app_context(), db.engine.connect() as connection:
-        claimed = connection.execute(_CLAIM, {"ids": list(chunk), "now": utcnow()}).all()
+        claims = sorted(Claim(*row) for row in
+                        connection.execute(_CLAIM, {"ids": list(chunk), "now": utcnow()}))
         connection.commit()  # the claims are visible before WeChat is called
         sent: list[Sent] = []
-        for delivery_id, resend, attempts in sorted(claimed):
-            alert = chunk[delivery_id]
+        for claim in claims:
+            alert = chunk[claim.delivery_id]
             try:
-                answer = _deliver(connection, alert, resend, attempts, paused)
+                answer = _deliver(connection, alert, claim, paused)
             except Exception:
                 connection.rollback()
                 errors += 1
                 log.exception("alert delivery failed unexpectedly",
-                              extra={"delivery_id": delivery_id})
+                              extra={"delivery_id": claim.delivery_id})
                 continue
             if answer is not None:
                 sent.append(answer)
@@ -184,7 +198,7 @@ def _send_chunk(app: Flask, chunk: dict[int, Alert], paused: set[str]) -> int:
     return errors
 
 
-def _deliver(connection: Connection, alert: Alert, resend: bool, attempts: int,
+def _deliver(connection: Connection, alert: Alert, claim: Claim,
              paused: set[str]) -> Sent | None:
     """Send one claimed delivery; what WeChat accepted, or None when it did not (an outcome
     other than sent is recorded here: those are rare)."""
@@ -192,14 +206,19 @@ def _deliver(connection: Connection, alert: Alert, resend: bool, attempts: int,
         _give_back(connection, alert, QUOTA_REACHED, "channel paused: daily quota used up")
         return None
     client, endpoint, build = CHANNEL_APIS[alert.channel]
+    config = current_app.config
+    # Decided now, as WeChat is called, not at the claim: a chunk's sends run one after
+    # another, each up to the client's retries.
+    marked = alert_content.marked(alert.channel, claim.resend, claim.first_claimed_at,
+                                  utcnow(), config)
     try:
-        answer = client().post(endpoint, data=build(alert, resend, current_app.config))
+        answer = client().post(endpoint, data=build(alert, marked, config))
     except WeChatUnavailable as exc:
-        _retry_later(connection, alert, attempts, exc)
+        _retry_later(connection, alert, claim.attempts, exc)
     except WeChatAPIError as exc:
         _refused(connection, alert, exc, paused)
     else:
-        return Sent(alert, str(answer["msgid"]), utcnow())
+        return Sent(alert, str(answer["msgid"]), utcnow(), claim.resend, marked)
     return None
 
 
@@ -234,13 +253,16 @@ def record_sent(connection: Connection, sent: list[Sent]) -> None:
     if not sent:
         return
     for channel, statement in _RECORDS.items():
-        rows = [{"delivery_id": one.alert.delivery_id, "msg_id": one.msgid, "now": one.at}
+        rows = [{"delivery_id": one.alert.delivery_id, "msg_id": one.msgid, "now": one.at,
+                 "marked": one.marked}
                 for one in sent if one.alert.channel == channel]
         if rows:
             connection.execute(statement, rows)  # executemany: one round trip (pipelined)
     connection.commit()
     for channel, count in Counter(one.alert.channel for one in sent).items():
         ALERT_SENDS.labels(channel=channel, errcode="0").inc(count)
+    for marked, count in Counter(one.marked for one in sent if one.resend).items():
+        ALERT_RESENDS.labels(marked=str(marked).lower()).inc(count)
     for one in sent:
         ALERT_LATENCY.labels(channel=one.alert.channel).observe(
             max(0.0, (one.at - one.alert.occurred_at).total_seconds()))
@@ -323,7 +345,8 @@ _LOAD = (select(_TABLE.c.id, _TABLE.c.channel, _TABLE.c.openid, _TRANSACTION.c.t
          .where(_TABLE.c.id.in_(_IDS), _QUEUED)
          .order_by(_TABLE.c.id))
 
-# queued → sending for those of ``ids`` still queued; (id, resend, attempts) of each claimed.
+# queued → sending for those of ``ids`` still queued, keeping the first claim's time; a
+# ``Claim`` of each claimed.
 # The subquery locks the rows by primary key, skipping rows another worker is claiming right
 # now rather than waiting (SKIP LOCKED; SQLite runs one writer at a time and renders no FOR
 # UPDATE); the state condition, checked on the locked row, keeps a row from being claimed
@@ -336,13 +359,15 @@ _CLAIM = (update(_TABLE)
           .where(_TABLE.c.id.in_(select(_CLAIMABLE.c.id).where(_CLAIMABLE.c.id.in_(_IDS))
                                  .with_for_update(skip_locked=True)),
                  _QUEUED)
-          .values(state="sending", attempts=_TABLE.c.attempts + 1, updated_at=_NOW)
-          .returning(_TABLE.c.id, _TABLE.c.resend, _TABLE.c.attempts))
+          .values(state="sending", attempts=_TABLE.c.attempts + 1, updated_at=_NOW,
+                  first_claimed_at=func.coalesce(_TABLE.c.first_claimed_at, _NOW))
+          .returning(_TABLE.c.id, _TABLE.c.resend, _TABLE.c.attempts,
+                     _TABLE.c.first_claimed_at))
 
 # sent, from ``sending``, or ``queued`` when the sweep already gave up on this worker (the
 # resend is then cancelled).
 _SENT = {"state": "sent", "msgid": _MSG_ID, "sent_at": _NOW, "errcode": None, "error": None,
-         "updated_at": _NOW}
+         "marked": bindparam("marked", type_=Boolean()), "updated_at": _NOW}
 # (An OR, not IN: an IN list is expanded per execution, which executemany cannot take.)
 _RECORD = (update(_TABLE).where(_ID, or_(_TABLE.c.state == "sending", _TABLE.c.state == "queued"))
            .values(**_SENT))

@@ -6,6 +6,7 @@ request: there is no id in any path or body that could name someone else.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -24,6 +25,9 @@ from members.pii import vault
 
 bp = Blueprint("members_api", __name__, url_prefix="/api")
 
+# wx.login and phone-button codes are short URL-safe strings; anything else is refused
+# before WeChat is asked (an empty code is the caller's fault, not WeChat's: 400, not 502).
+_WX_CODE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 POINTS_PAGE_DEFAULT = 20
 POINTS_PAGE_MAX = 100
 
@@ -55,12 +59,19 @@ def member_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _wx_code() -> str:
+    code = json_body({"code": str})["code"]
+    if not _WX_CODE.fullmatch(code):
+        raise ApiError(400, "invalid_code", "code must be the code from wx.login")
+    return code
+
+
 @bp.post("/miniapp/login")
 def login() -> Response:
-    body = json_body({"code": str})
+    code = _wx_code()
     origin = request_origin()
     limits.enforce("login", {"ip": origin.ip}, local=origin.local)
-    result = sessions.login(body["code"], origin.ip, origin.region)
+    result = sessions.login(code, origin.ip, origin.region)
     db.session.commit()
     return jsonify(token=result.token, bound=result.bound, expires_in=result.expires_in)
 
@@ -76,8 +87,7 @@ def logout() -> Response:
 @bp.post("/miniapp/phone")
 @member_required
 def phone() -> Response:
-    body = json_body({"code": str})
-    number = sessions.store_phone(g.session, body["code"])
+    number = sessions.store_phone(g.session, _wx_code())
     db.session.commit()
     return jsonify(phone=mask_phone(number))
 

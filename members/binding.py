@@ -123,7 +123,11 @@ def confirm(actor: Actor, origin: Origin, challenge_id: str, code: str) -> CardH
     if challenge.expires_at <= utcnow():
         raise _invalid("challenge_expired", "the code expired; request a new one")
     if challenge.attempts >= current_app.config["BIND_CODE_MAX_TRIES"]:
-        raise _invalid("too_many_attempts", "too many wrong codes; request a new one")
+        # 429 as the contract has it for too many tries; this challenge stays spent, so
+        # Retry-After says when it would have expired (a new code can be asked sooner).
+        left = max(1, int((challenge.expires_at - utcnow()).total_seconds()))
+        raise ApiError(429, "too_many_attempts", "too many wrong codes; request a new one",
+                       {"Retry-After": str(left)})
     challenge.attempts += 1
     correct = hmac.compare_digest(challenge.code_hash, _code_digest(challenge.id, code))
     holder = db.session.get(CardHolder, challenge.holder_id) if challenge.holder_id else None

@@ -19,7 +19,7 @@ from members import alert_recovery, channels, registry
 from members.alert_content import local_time, yuan
 from members.audit import parse_since
 from members.masking import mask_card
-from members.models import CardHolder, MemberSession
+from members.models import CardHolder, Delivery, MemberSession
 from members.pii import FORMAT_VERSION, PIIError, Vault, column_context, vault
 
 # Every column holding a pii token. A new encrypted column must be listed here,
@@ -145,8 +145,9 @@ def alerts_show_command(txn_id: str) -> None:
         click.echo("no alert: the card's holder is bound to no WeChat account")
     for delivery, result in deliveries:
         click.echo(f"delivery {delivery.id} ({delivery.channel}): {delivery.state}"
-                   f"{' (resend)' if delivery.resend else ''}, attempts {delivery.attempts}")
+                   f"{_resend_note(delivery)}, attempts {delivery.attempts}")
         for label, value in (("created", _at(delivery.created_at)),
+                             ("first claimed", _at(delivery.first_claimed_at)),
                              ("sent", _at(delivery.sent_at)), ("msgid", delivery.msgid),
                              ("finished", _at(delivery.finished_at)),
                              ("errcode", delivery.errcode), ("error", delivery.error),
@@ -155,6 +156,15 @@ def alerts_show_command(txn_id: str) -> None:
                 click.echo(f"  {label}: {value}")
         if result is not None:
             click.echo(f"  WeChat's report: {result.status} at {_at(result.received_at)}")
+
+
+def _resend_note(delivery: Delivery) -> str:
+    """Whether this is a resend and, once WeChat took it, whether the message said so."""
+    if not delivery.resend:
+        return ""
+    if delivery.msgid is None:
+        return " (resend)"
+    return " (resend, marked)" if delivery.marked else " (resend, unmarked)"
 
 
 def _at(moment: datetime | None) -> str | None:

@@ -51,7 +51,7 @@ SUBSCRIBE = "subscribe"  # mini-program subscribe message (no official account b
 
 # -- signature ---------------------------------------------------------------------------------
 
-_TIMESTAMP = re.compile(r"\d{1,12}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 def _unauthorized(code: str, message: str) -> ApiError:

@@ -31,7 +31,8 @@ def _follower(openid: str) -> Follower:
 
 
 def on_follow(inbound: Inbound) -> None:
-    """A follow, plain or through a parametric QR code (kind event:subscribe_scan)."""
+    """A follow: plain, through a parametric QR code (event:subscribe_scan), or from a
+    product scan (event:subscribe_scan_product, whose EventKey is no scene of ours)."""
     follower = _follower(inbound.openid)
     follower.subscribed = True
     follower.subscribed_at = _event_time(inbound)
@@ -85,6 +86,7 @@ def fetch_unionid(openid: str) -> None:
 
 
 def register(dispatcher: Dispatcher) -> None:
-    dispatcher.on("event:subscribe", "event:subscribe_scan")(on_follow)
+    dispatcher.on("event:subscribe", "event:subscribe_scan",
+                  "event:subscribe_scan_product")(on_follow)
     dispatcher.on("event:unsubscribe")(on_unfollow)
     dispatcher.on("event:scan")(on_scan)

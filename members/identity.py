@@ -17,9 +17,10 @@ from datetime import date
 
 CARD_LENGTHS = range(16, 20)
 _SEPARATORS = re.compile(r"[\s\-]")
-_DIGITS = re.compile(r"^\d+$")
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_ID_NO = re.compile(r"^\d{17}[\dX]$")
+# ASCII digits only, whole strings only: "\d" also takes "١٢٣", and "$" a trailing newline.
+_DIGITS = re.compile(r"[0-9]+")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_ID_NO = re.compile(r"[0-9]{17}[0-9X]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # GB 11643-1999: ISO 7064 MOD 11-2 over the first 17 digits.
@@ -77,7 +78,7 @@ def normalize_card(raw: str) -> str:
     value = canonical_card(raw)
     if not value:
         raise InvalidField("card_no", "is required")
-    if not _DIGITS.match(value):
+    if not _DIGITS.fullmatch(value):
         raise InvalidField("card_no", "must contain only digits")
     if len(value) not in CARD_LENGTHS:
         raise InvalidField("card_no", "must be 16 to 19 digits long")
@@ -90,7 +91,7 @@ def normalize_phone(raw: str) -> str:
     value = canonical_phone(raw)
     if not value:
         raise InvalidField("phone", "is required")
-    if not _MOBILE.match(value):
+    if not _MOBILE.fullmatch(value):
         raise InvalidField("phone", "must be a mainland China mobile number (11 digits, 13-19)")
     return value
 
@@ -105,7 +106,7 @@ def normalize_id_no(raw: str, today: date | None = None) -> str:
     value = canonical_id_no(raw)
     if not value:
         raise InvalidField("id_no", "is required")
-    if not _ID_NO.match(value):
+    if not _ID_NO.fullmatch(value):
         raise InvalidField("id_no", "must be 17 digits and a check digit or X")
     if id_check_char(value[:17]) != value[17]:
         raise InvalidField("id_no", "check character does not match")

@@ -18,10 +18,11 @@ PHONE_MASKED = "*" * 11
 ID_NO_MASKED = "*" * 18
 NAME_MASKED = "**"
 
-_LAST4 = re.compile(r"^\d{4}$")
-_CARD = re.compile(r"^\d{12,19}$")
-_PHONE = re.compile(r"^\d{11}$")
-_ID_NO = re.compile(r"^(\d{15}|\d{17}[\dX])$")
+# ASCII digits only: "\d" alone also matches other scripts' digits.
+_LAST4 = re.compile(r"^\d{4}$", re.ASCII)
+_CARD = re.compile(r"^\d{12,19}$", re.ASCII)
+_PHONE = re.compile(r"^\d{11}$", re.ASCII)
+_ID_NO = re.compile(r"^(\d{15}|\d{17}[\dX])$", re.ASCII)
 
 
 def mask_card(card_no_or_last4: str | None) -> str:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import BigId, UTCDateTime, db, utcnow
@@ -186,8 +196,10 @@ class Delivery(db.Model):
 
     queued → sending → sent (WeChat's msgid) → delivered | refused, or failed
     with the errcode kept. A row found stuck in ``sending`` (a worker died
-    between WeChat's answer and this row) is sent again with ``resend`` set,
-    so the holder reads it as a repeat, not a second charge.
+    between WeChat's answer and this row) is sent again with ``resend`` set;
+    the message says it is a resend (``marked``) only when WeChat could show it
+    as a second one (``alert_content.marked``), so the holder reads it as a
+    repeat, not a second charge.
     """
 
     __tablename__ = "delivery"
@@ -203,6 +215,8 @@ class Delivery(db.Model):
     channel: Mapped[str] = mapped_column(String(16))  # template | subscribe
     state: Mapped[str] = mapped_column(String(16), default="queued")
     resend: Mapped[bool] = mapped_column(default=False)
+    # The message WeChat last accepted for this row carried ALERT_RESEND_MARKER.
+    marked: Mapped[bool] = mapped_column(default=False, server_default=false())
     attempts: Mapped[int] = mapped_column(default=0)
     msgid: Mapped[str | None] = mapped_column(String(32), index=True)
     errcode: Mapped[int | None]
@@ -211,6 +225,10 @@ class Delivery(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a worker first claimed the row for sending, kept through later claims: WeChat's
+    # client_msg_id window for it opens no earlier, and a resend goes unmarked only while
+    # that window, counted from here, is surely still open.
+    first_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PointEntry(db.Model):

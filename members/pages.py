@@ -64,7 +64,7 @@ SECURITY_HEADERS = {
 # The pending challenge lives in the signed session, so the form cannot name another one.
 _CHALLENGE = "bind_challenge"
 _CHALLENGE_PHONE = "bind_phone_masked"
-_OTP = re.compile(r"^\d{6}$")
+_OTP = re.compile(r"[0-9]{6}")
 
 # What the services' refusals mean to the customer.
 MESSAGES = {
@@ -195,7 +195,7 @@ def bind_confirm() -> Any:
     if not challenge_id:
         return redirect(url_for(".bind_page"), 303)
     code = request.form.get("code", "").strip()
-    if not _OTP.match(code):  # a typo costs no attempt
+    if not _OTP.fullmatch(code):  # a typo costs no attempt
         return _verify_again("请输入短信中的 6 位数字验证码。", 400)
     try:
         binding.confirm(actor, request_origin(), challenge_id, code)

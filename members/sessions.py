@@ -27,6 +27,7 @@ from wechat.errors import WeChatAPIError, WeChatUnavailable
 # What WeChat's refusals of a login or phone code mean for the caller.
 _CODE_ERRORS = {
     40029: (400, "invalid_code", "the code is invalid or expired; call wx.login again"),
+    41008: (400, "invalid_code", "the code is missing; call wx.login again"),
     40163: (400, "code_used", "the code was already used; call wx.login again"),
     45011: (429, "wechat_rate_limited", "WeChat limits logins for this user; retry shortly"),
     40226: (403, "risky_user", "WeChat blocked this user as high-risk"),

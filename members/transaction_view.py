@@ -38,7 +38,9 @@ class TransactionView:
     merchant: str
     time: str  # Asia/Shanghai
     balance: str | None  # as core banking sent it with the transaction
-    resend: bool | None  # the alert to this caller was a resend; None: no alert went to them
+    # The alert this caller got carried the resend marker (an unmarked resend inside WeChat's
+    # client_msg_id window showed as the only alert); None: no alert went to them.
+    resend: bool | None
     points: int  # the holder's current balance
 
 
@@ -72,7 +74,8 @@ def for_actor(actor: Actor, txn_id: str) -> TransactionView | None:
 
 
 def _resent_to(txn: Transaction, openid: str) -> bool | None:
-    """Whether the alert this openid got for ``txn`` was a resend (None: it got none)."""
-    flags = db.session.scalars(select(Delivery.resend).where(
+    """Whether the alert this openid got for ``txn`` was marked as a resend (None: it got none).
+    """
+    flags = db.session.scalars(select(Delivery.marked).where(
         Delivery.transaction_id == txn.id, Delivery.openid == openid)).all()
     return any(flags) if flags else None

@@ -4,6 +4,8 @@ from flask import current_app
 
 from alembic import context
 
+from core.db import migration_lock
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -88,7 +90,10 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    # Every online command (the app's AUTO_MIGRATE start, `flask db upgrade`) migrates
+    # under the database's migration lock; the heads are read only once it is held, so
+    # a process that waited for another's upgrade finds the schema current.
+    with migration_lock(connectable), connectable.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -70,6 +70,17 @@ def test_production_names_the_missing_setting(key):
         validate(load_settings(environ=environ))
 
 
+def test_production_lists_every_problem_at_once_and_exits_without_a_traceback():
+    with pytest.raises(ConfigError) as refused:
+        validate(load_settings(environ={"APP_ENV": "production"}))
+    problems = refused.value.problems
+    for key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "SMS_GATEWAY_URL", "PUBLIC_BASE_URL",
+                *DEV_PLACEHOLDERS):
+        assert any(key in problem for problem in problems), key
+    assert isinstance(refused.value, SystemExit)  # the process ends with the list, no traceback
+    assert str(refused.value).count("\n  - ") == len(problems)
+
+
 @pytest.mark.parametrize("key", sorted(DEV_PLACEHOLDERS))
 def test_production_refuses_each_dev_placeholder(key):
     environ = {**PRODUCTION_ENV, key: DEV_PLACEHOLDERS[key]}

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask
+from redis.exceptions import RedisError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from core import logs
@@ -63,6 +64,15 @@ def _refuse(status: int, outcome: str, reason: str) -> _Answer:
     return _text(reason, status)
 
 
+def _ascii_int(text: str) -> int | None:
+    """``text`` as an integer when it is 1-12 ASCII digits, else None.
+
+    ``str.isdigit`` also accepts "١٢٣" and "²" (the second then fails ``int``): anything
+    a client sends is checked against ASCII digits before it is converted.
+    """
+    return int(text) if 0 < len(text) <= 12 and text.isascii() and text.isdigit() else None
+
+
 def _query(environ: Environ) -> dict[str, str]:
     """The query string's parameters; the first of repeated ones wins."""
     args: dict[str, str] = {}
@@ -83,6 +93,8 @@ class CallbackEndpoint:
         self.app = app
         self.downstream = downstream
         self.token: str = config["WECHAT_TOKEN"]
+        self.original_id: str = config["WECHAT_ORIGINAL_ID"]
+        self.plaintext_allowed: bool = config["CALLBACK_PLAINTEXT_ALLOWED"]
         self.max_bytes: int = config["CALLBACK_MAX_BYTES"]
         self.window: int = config["CALLBACK_TIMESTAMP_WINDOW"]
         self.retry_wait: float = config["CALLBACK_RETRY_WAIT"]
@@ -125,12 +137,12 @@ class CallbackEndpoint:
                                  args.get("timestamp", ""), args.get("nonce", ""))
 
     def _fresh(self, timestamp: str) -> bool:
-        return timestamp.isdigit() and abs(time.time() - int(timestamp)) <= self.window
+        moment = _ascii_int(timestamp)
+        return moment is not None and abs(time.time() - moment) <= self.window
 
     def _body(self, environ: Environ) -> bytes | None:
         """The request body, or None when it exceeds the limit."""
-        raw_length = environ.get("CONTENT_LENGTH") or ""
-        length = int(raw_length) if raw_length.isdigit() else None
+        length = _ascii_int(environ.get("CONTENT_LENGTH") or "")
         if length is not None and length > self.max_bytes:
             return None
         if length is None and not environ.get("wsgi.input_terminated"):
@@ -138,15 +150,31 @@ class CallbackEndpoint:
         body = environ["wsgi.input"].read(self.max_bytes + 1 if length is None else length)
         return None if len(body) > self.max_bytes else body
 
-    def _open(self, body: bytes, args: dict[str, str]) -> bytes:
-        """Check msg_signature over the envelope's Encrypt and decrypt it."""
-        encrypted = envelope_fields(body).get("Encrypt")
+    def _open(self, body: bytes, args: dict[str, str], encrypted: bool) -> Inbound:
+        """The push inside the body: in safe mode, msg_signature checked over the envelope's
+        Encrypt, decrypted, and addressed as the envelope is; then parsed and addressed to us.
+        """
         if not encrypted:
+            return self._addressed(parse(body))
+        envelope = envelope_fields(body)
+        ciphertext = envelope.get("Encrypt")
+        if not ciphertext:
             raise BadMessage("Encrypt is missing")
         if not signature_matches(args.get("msg_signature", ""), self.token,
-                                 args.get("timestamp", ""), args.get("nonce", ""), encrypted):
+                                 args.get("timestamp", ""), args.get("nonce", ""), ciphertext):
             raise _Forged
-        return self.crypto.decrypt(encrypted)
+        inbound = parse(self.crypto.decrypt(ciphertext))
+        outer = envelope.get("ToUserName")
+        if outer is not None and outer != inbound.data.get("ToUserName"):
+            raise BadMessage("the envelope and the message name different accounts")
+        return self._addressed(inbound)
+
+    def _addressed(self, inbound: Inbound) -> Inbound:
+        # A signed push for another account (one token shared by mistake, or a replayed
+        # capture) is not ours to act on.
+        if inbound.data.get("ToUserName") != self.original_id:
+            raise BadMessage("the push is addressed to another account")
+        return inbound
 
     # -- the two requests -----------------------------------------------------------------------
 
@@ -166,9 +194,12 @@ class CallbackEndpoint:
         if not self._signed(args):
             return _refuse(403, "bad_signature", "invalid signature")
         encrypted = args.get("encrypt_type") == "aes"
+        if not encrypted and not self.plaintext_allowed:
+            # WeChat's plaintext signature covers timestamp and nonce, not the body: a
+            # captured query string would carry any body for the timestamp window.
+            return _refuse(403, "plaintext_refused", "plaintext pushes are not accepted")
         try:
-            inbound = parse(self._open(body, args), authenticated=True) if encrypted \
-                else parse(body)
+            inbound = self._open(body, args, encrypted)
         except _Forged:
             return _refuse(403, "bad_signature", "invalid msg_signature")
         except (BadMessage, CryptoError) as exc:
@@ -192,24 +223,43 @@ class CallbackEndpoint:
             # Reply-only pushes are idempotent: a retry composes the same reply and has no
             # effect to repeat, so they need no claim in Redis.
             return _counted(inbound, render(self.dispatcher.dispatch(inbound), inbound) or b"")
-        if not self.replies.claim(inbound.dedupe_key):
+        try:
+            claimed = self.replies.claim(inbound.dedupe_key)
+        except RedisError:
+            # Without the claim a retry could repeat the effects: WeChat retries a 503.
+            CALLBACKS.labels(type=inbound.kind, outcome="unavailable").inc()
+            log.warning("callback deferred: Redis is unavailable", extra={"kind": inbound.kind})
+            return None
+        if not claimed:
             return self._stored(inbound)
         try:
             reply = render(self.dispatcher.dispatch(inbound), inbound) or b""
             db.session.commit()
         except Exception:
             db.session.rollback()
-            self.replies.release(inbound.dedupe_key)
+            self._release(inbound)
             CALLBACKS.labels(type=inbound.kind, outcome="error").inc()
             log.exception("callback handler failed", extra={"kind": inbound.kind})
             return None
-        self.replies.store(inbound.dedupe_key, reply)
+        try:
+            self.replies.store(inbound.dedupe_key, reply)
+        except RedisError:  # done and committed: a retry finds the claim or redoes idempotently
+            log.warning("callback reply not cached: Redis is unavailable")
         return _counted(inbound, reply)
+
+    def _release(self, inbound: Inbound) -> None:
+        try:
+            self.replies.release(inbound.dedupe_key)
+        except RedisError:  # the claim expires with its TTL, or went with Redis
+            log.warning("dedupe claim not released: Redis is unavailable")
 
     def _stored(self, inbound: Inbound) -> bytes:
         """A retry: the first delivery's reply, or 'success' if it is still running."""
         CALLBACKS.labels(type=inbound.kind, outcome="duplicate").inc()
-        stored = self.replies.wait(inbound.dedupe_key, self.retry_wait)
+        try:
+            stored = self.replies.wait(inbound.dedupe_key, self.retry_wait)
+        except RedisError:
+            stored = None
         return b"" if stored is None else stored
 
 

@@ -1,11 +1,16 @@
 """Turning a pushed body into a message, safely.
 
-Whatever arrives over the wire is parsed first by defusedxml, which refuses
-DTDs, entity declarations and external references: the whole body in
-plaintext mode, the envelope in safe mode. The message inside a safe-mode
-envelope passed msg_signature and decryption, so it is not parsed twice; it
-still must be UTF-8 without any DTD (so no entity can be declared), and
-ElementTree reads it. Whatever is wrong surfaces as ``BadMessage``.
+Every XML document that arrives, the whole body in plaintext mode and both the
+envelope and the message inside it in safe mode, goes through one parser:
+defusedxml, which refuses DTDs, entity declarations and external references
+whatever encoding the document declares. A message that passed msg_signature
+and decryption is still parsed the same way: the signature proves who sent it,
+not that it is harmless.
+
+Then the fields are held to what WeChat sends (``_check``): no field twice at
+the top level, identifiers of WeChat's charset and of a length our columns
+hold, CreateTime a plausible unix time, and no deeper nesting than a push has.
+Whatever is wrong surfaces as ``BadMessage`` (400), never as an error of ours.
 
 The fields become wechatpy's message objects through wechatpy's own type
 tables, shaped as its ``parse_message`` shapes them (xmltodict's dicts:
@@ -16,10 +21,10 @@ largest single cost of a push (bench/callback.py).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
-from xml.etree.ElementTree import fromstring as parse_dtd_free
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -29,6 +34,18 @@ from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
 # Follows that came through a QR code carry the scene as 'qrscene_' + scene.
 _SCENE_PREFIX = "qrscene_"
 _PRODUCT_SCAN_PREFIXES = ("scanbarcode|", "scanimage|")
+
+# WeChat's deepest push (a menu event's SendPicsInfo/PicList/item/PicMd5Sum) is four levels
+# below <xml>; a deeper document is not a push, and must not reach a recursive reader.
+_MAX_DEPTH = 6
+# openids, unionids and gh_ ids: WeChat's URL-safe charset; 64 is what our columns hold.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NUMBER = re.compile(r"[0-9]{1,20}")  # MsgId, MsgID: ASCII digits only, never "١٢" or "²"
+_CREATE_TIME = re.compile(r"[0-9]{1,10}")
+_CREATE_TIME_MAX = 4_102_444_800  # 2100-01-01 UTC: past it a CreateTime is not a time
+# Longest accepted text of the fields that are routed on or stored.
+_TEXT_MAX = {"MsgType": 32, "Event": 64, "EventKey": 1024, "Status": 64, "Ticket": 256}
+SCENE_MAX = 64  # a QR scene string (QR_LIMIT_STR_SCENE allows 64) and the column keeping it
 
 
 class BadMessage(ValueError):
@@ -68,40 +85,69 @@ class Inbound:
         return self.data.get("FromUserName") or ""
 
 
-def parse(xml: bytes, *, authenticated: bool = False) -> Inbound:
-    """Parse a push; ``authenticated`` when it came out of a verified safe-mode envelope."""
-    root = None if authenticated else _safe_root(xml)
-    try:
-        text = xml.decode("utf-8")  # WeChat sends UTF-8; other encodings could hide a DTD
-    except UnicodeDecodeError as exc:
-        raise BadMessage("body is not UTF-8") from exc
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise BadMessage("DTDs are not accepted")
-    if root is None:
-        try:
-            root = parse_dtd_free(text)  # noqa: S314 - checked DTD-free above: no entities
-        except ParseError as exc:
-            raise BadMessage(f"unsafe or malformed XML: {type(exc).__name__}") from exc
-    data = _fields(root)
-    msg_type, event = data.get("MsgType"), data.get("Event")
-    if not isinstance(msg_type, str) or not (event is None or isinstance(event, str)):
-        raise BadMessage("not a WeChat push: MsgType (and Event) must be text")
-    if not data.get("FromUserName") or not data.get("CreateTime"):
-        raise BadMessage("FromUserName and CreateTime are required")
-    msg_type = msg_type.lower()
+def parse(xml: bytes) -> Inbound:
+    """Parse a push (a plaintext body, or the message decrypted out of a safe-mode one)."""
+    root = _safe_root(xml)
+    _check_depth(root)
+    data = _fields(root, top=True)
+    _check(data)
+    msg_type, event = data["MsgType"].lower(), data.get("Event")
     message = _message(data, msg_type, (event or "").lower())
     # After _message: a follow through a QR code is re-tagged 'subscribe_scan'.
     kind = f"event:{(data.get('Event') or '').lower()}" if msg_type == "event" else msg_type
     return Inbound(message=message, kind=kind, dedupe_key=_dedupe_key(data, kind))
 
 
-def _fields(element: Element) -> dict[str, Any]:
-    """Children as xmltodict shapes them: stripped text, dicts for parents, lists for repeats."""
+def _check_depth(root: Element) -> None:
+    """Refuse documents nested deeper than ``_MAX_DEPTH``, without recursing into them."""
+    level = [root]
+    for _ in range(_MAX_DEPTH):
+        level = [child for element in level for child in element]
+        if not level:
+            return
+    raise BadMessage(f"nested deeper than {_MAX_DEPTH} levels")
+
+
+def _check(data: dict[str, Any]) -> None:
+    """Hold the top-level fields to what WeChat sends; refuse anything else."""
+    for name in ("ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "EventKey",
+                 "MsgId", "MsgID", "Status", "Ticket"):
+        if name in data and not isinstance(data[name], str | None):
+            raise BadMessage(f"{name} must be text")
+    msg_type = data.get("MsgType")
+    if not msg_type:
+        raise BadMessage("not a WeChat push: MsgType is required")
+    for name in ("FromUserName", "ToUserName"):
+        if not _IDENTIFIER.fullmatch(data.get(name) or ""):
+            raise BadMessage(f"{name} must be 1-64 of WeChat's id characters")
+    created = data.get("CreateTime") or ""
+    if not _CREATE_TIME.fullmatch(created) or not 0 < int(created) < _CREATE_TIME_MAX:
+        raise BadMessage("CreateTime must be a unix time in seconds")
+    for name in ("MsgId", "MsgID"):
+        if data.get(name) is not None and not _NUMBER.fullmatch(data[name]):
+            raise BadMessage(f"{name} must be a number")
+    for name, limit in _TEXT_MAX.items():
+        if len(data.get(name) or "") > limit:
+            raise BadMessage(f"{name} is longer than {limit} characters")
+    event, key = (data.get("Event") or "").lower(), data.get("EventKey") or ""
+    scene = key.removeprefix(_SCENE_PREFIX) if event == "subscribe" else key
+    if event in ("subscribe", "scan") and len(scene) > SCENE_MAX:
+        raise BadMessage(f"a QR scene is at most {SCENE_MAX} characters")
+
+
+def _fields(element: Element, *, top: bool = False) -> dict[str, Any]:
+    """Children as xmltodict shapes them: stripped text, dicts for parents, lists for repeats.
+
+    At the ``top`` level a repeated field is refused: WeChat never sends one, and two
+    ``FromUserName`` would mean one thing to the signature check and another to a handler.
+    """
     fields: dict[str, Any] = {}
     for child in element:
         value = _fields(child) if len(child) else ((child.text or "").strip() or None)
         if child.tag not in fields:
             fields[child.tag] = value
+        elif top:
+            raise BadMessage(f"{child.tag} appears more than once")
         elif isinstance(fields[child.tag], list):
             fields[child.tag].append(value)
         else:

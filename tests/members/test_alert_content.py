@@ -44,7 +44,7 @@ def test_times_are_shown_in_shanghai_whatever_zone_they_come_in():
 
 
 def test_the_template_message_fills_the_configured_keywords():
-    body = template_message(ALERT, resend=False, config=CONFIG)
+    body = template_message(ALERT, marked=False, config=CONFIG)
     assert body["touser"] == "oHolder"
     assert body["template_id"] == "tmpl-txn"
     assert body["client_msg_id"] == "txn-alert-42"
@@ -69,9 +69,9 @@ def test_a_credit_without_balance_leaves_the_balance_out():
     assert "keyword6" not in shown
 
 
-def test_a_resend_says_so_in_the_configured_field_and_keeps_its_client_msg_id():
-    first = template_message(ALERT, resend=False, config=CONFIG)
-    again = template_message(ALERT, resend=True, config=CONFIG)
+def test_a_marked_resend_says_so_in_the_configured_field_and_keeps_its_client_msg_id():
+    first = template_message(ALERT, marked=False, config=CONFIG)
+    again = template_message(ALERT, marked=True, config=CONFIG)
     assert values(again)["keyword2"] == "【补发提醒·非新交易】支出"
     assert {k: v for k, v in values(again).items() if k != "keyword2"} == \
         {k: v for k, v in values(first).items() if k != "keyword2"}
@@ -79,6 +79,35 @@ def test_a_resend_says_so_in_the_configured_field_and_keeps_its_client_msg_id():
     moved = {**CONFIG, "ALERT_RESEND_FIELD": "merchant"}
     assert values(template_message(ALERT, True, moved))["keyword4"] == \
         "【补发提醒·非新交易】Example Coffee"
+
+
+FIRST_CLAIM = datetime(2026, 11, 21, 4, 0, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("after", "is_marked"), [
+    (0, False), (539.999, False),  # WeChat drops the copy: it cannot show twice
+    (540, True), (3600, True),  # 600 s window less the 60 s margin: it might show
+])
+def test_a_template_resend_is_marked_only_once_wechats_window_may_have_closed(after,
+                                                                             is_marked):
+    now = FIRST_CLAIM + timedelta(seconds=after)
+    assert alert_content.marked("template", True, FIRST_CLAIM, now, CONFIG) is is_marked
+
+
+def test_the_window_and_its_margin_are_settings():
+    wider = {**CONFIG, "ALERT_RESEND_WINDOW_MARGIN": 120}
+    assert alert_content.marked("template", True, FIRST_CLAIM,
+                                FIRST_CLAIM + timedelta(seconds=500), wider)
+    longer = {**CONFIG, "WECHAT_CLIENT_MSG_ID_WINDOW": 900}
+    assert not alert_content.marked("template", True, FIRST_CLAIM,
+                                    FIRST_CLAIM + timedelta(seconds=800), longer)
+
+
+def test_a_subscribe_resend_is_always_marked_and_a_first_send_never():
+    assert alert_content.marked("subscribe", True, FIRST_CLAIM, FIRST_CLAIM, CONFIG)
+    later = FIRST_CLAIM + timedelta(days=1)
+    assert not alert_content.marked("template", False, FIRST_CLAIM, later, CONFIG)
+    assert not alert_content.marked("subscribe", False, FIRST_CLAIM, later, CONFIG)
 
 
 def test_the_link_opens_the_holders_h5_page_for_this_transaction():
@@ -93,7 +122,7 @@ def test_without_a_public_base_url_there_is_no_link():
 def test_the_subscribe_message_fits_wechats_typed_values():
     long_name = "一家名字非常非常非常非常长的咖啡馆（西湖店）"
     alert = replace(ALERT, channel="subscribe", merchant=long_name)
-    body = subscribe_message(alert, resend=True, config=CONFIG)
+    body = subscribe_message(alert, marked=True, config=CONFIG)
     assert body["template_id"] == "tmpl-mp"
     assert body["page"] == "pages/transactions/detail?txn=T2026%2F11%2021%231"
     assert "client_msg_id" not in body

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import redis as redis_lib
 from alert_factories import (
+    MP_OPENID,
     OA_OPENID,
     age,
     deliveries,
@@ -13,6 +16,8 @@ from alert_factories import (
     sim_events,
     txn_id_of,
 )
+from prometheus_client import REGISTRY
+from sqlalchemy import update
 from support import Pusher, sim_calls, sim_fault, sim_post
 
 from core import jobs
@@ -21,6 +26,8 @@ from members import alert_recovery, alerts, channels
 from members.models import Delivery
 
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
+SUBSCRIBE_SEND = "/cgi-bin/message/subscribe/send"
+MP_TEMPLATE = "tmpl-miniapp-txn-test"
 MARKER = "【补发提醒·非新交易】"
 
 
@@ -51,6 +58,39 @@ def kill_after_wechat_answers(monkeypatch):
     monkeypatch.setattr(alerts, "record_sent", killed)
 
 
+def crash_after_wechat_answers(app, ids):
+    """A worker sends ``ids`` and dies before recording what WeChat accepted."""
+    with pytest.MonkeyPatch.context() as patch:
+        kill_after_wechat_answers(patch)
+        with app.app_context(), pytest.raises(WorkerKilled):
+            alerts.send_batch(ids)
+
+
+def first_claimed(app, ids, seconds_ago):
+    """Move the rows' first claim back: time passed since, as far as the resend rule sees."""
+    with app.app_context():
+        db.session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(
+            first_claimed_at=datetime.now(UTC) - timedelta(seconds=seconds_ago)))
+        db.session.commit()
+
+
+def resends_counted():
+    return {marked: REGISTRY.get_sample_value("txn_alert_resends_total", {"marked": marked}) or 0
+            for marked in ("true", "false")}
+
+
+def show(app, ids):
+    """What ``members alerts show`` says about the transaction of ``ids[0]``."""
+    result = app.test_cli_runner().invoke(args=["members", "alerts", "show",
+                                                txn_id_of(app, ids[0])])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def shows_marker(call):
+    return any(MARKER in item["value"] for item in call["json"]["data"].values())
+
+
 # -- the crash window -----------------------------------------------------------------------------
 
 def test_a_worker_killed_after_wechat_answered_leaves_the_alert_sending(app, monkeypatch):
@@ -63,31 +103,54 @@ def test_a_worker_killed_after_wechat_answered_leaves_the_alert_sending(app, mon
     assert sweep(app) == {"exhausted": 0, "resend": 0, "requeue": 0, "finished": 0}  # too young
 
 
-def test_the_sweep_resends_a_stuck_alert_once_marked_and_wechat_drops_the_copy(
-        app, sim, run_jobs, monkeypatch):
+def test_a_resend_inside_wechats_window_goes_unmarked_and_wechat_drops_the_copy(
+        app, sim, run_jobs):
     ids = queue_alerts(app)
-    kill_after_wechat_answers(monkeypatch)
-    with app.app_context(), pytest.raises(WorkerKilled):
-        alerts.send_batch(ids)
-    monkeypatch.undo()
+    crash_after_wechat_answers(app, ids)
     assert messages_sent(sim) == 1  # the holder has it; we do not know
+    (claimed,) = deliveries(app)
+    counted = resends_counted()
 
-    age(app, ids)
+    age(app, ids)  # the sweep's cutoff passed; WeChat's window, opened at the claim, did not
     assert sweep(app)["resend"] == 1
     run_jobs()
 
     (row,) = deliveries(app)
-    assert (row.state, row.resend, row.attempts) == ("sent", True, 2)
-    first, second = (call["json"] for call in sim_calls(sim, TEMPLATE_SEND))
-    assert first["client_msg_id"] == second["client_msg_id"]
-    assert not any(MARKER in item["value"] for item in first["data"].values())
-    assert second["data"]["keyword2"]["value"] == MARKER + "支出"
+    assert (row.state, row.resend, row.marked, row.attempts) == ("sent", True, False, 2)
+    assert row.first_claimed_at == claimed.first_claimed_at  # the first claim's, kept
+    first, second = sim_calls(sim, TEMPLATE_SEND)
+    assert first["json"]["client_msg_id"] == second["json"]["client_msg_id"]
+    # The copy cannot show twice, and may be the holder's only alert: no marker on either.
+    assert not shows_marker(first) and not shows_marker(second)
+    assert second["json"] == first["json"]
     # Within WeChat's replay window the resend is the same message: nothing new reaches
     # the holder, and its msgid is the first one's.
     assert messages_sent(sim) == 1
     (event,) = sim_events(sim)
     assert str(event["msg_id"]) == row.msgid
+    assert resends_counted() == {"true": counted["true"], "false": counted["false"] + 1}
     assert sweep(app) == {"exhausted": 0, "resend": 0, "requeue": 0, "finished": 0}
+    assert f"delivery {row.id} (template): sent (resend, unmarked), attempts 2" in show(app, ids)
+
+
+def test_a_resend_whose_worker_never_reached_wechat_is_the_holders_only_alert_unmarked(
+        app, sim, run_jobs, monkeypatch):
+    """Killed after the claim, before WeChat was called: the resend is all the holder gets."""
+    ids = queue_alerts(app)
+
+    def killed_before_the_call(*args, **kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(alerts, "_deliver", killed_before_the_call)
+    with app.app_context(), pytest.raises(WorkerKilled):
+        alerts.send_batch(ids)
+    monkeypatch.undo()
+    age(app, ids)
+    sweep(app)
+    run_jobs()
+    (call,) = sim_calls(sim, TEMPLATE_SEND)
+    assert not shows_marker(call)
+    assert messages_sent(sim) == 1
 
 
 def test_a_worker_killed_before_recording_a_chunk_leaves_it_all_to_the_sweep(
@@ -111,24 +174,66 @@ def test_a_worker_killed_before_recording_a_chunk_leaves_it_all_to_the_sweep(
 
 
 def test_a_resend_after_wechats_replay_window_reaches_the_holder_marked(
-        app, client, sim, run_jobs, monkeypatch):
+        app, client, sim, run_jobs):
     ids = queue_alerts(app)
-    kill_after_wechat_answers(monkeypatch)
-    with app.app_context(), pytest.raises(WorkerKilled):
-        alerts.send_batch(ids)
-    monkeypatch.undo()
-    sim_post(sim, "/sim/clock", advance=601)  # the workers were down for ten minutes
+    crash_after_wechat_answers(app, ids)
+    # The workers were down for ten minutes: WeChat's window and ours have passed.
+    sim_post(sim, "/sim/clock", advance=601)
+    first_claimed(app, ids, 601)
+    counted = resends_counted()
 
     age(app, ids)
     sweep(app)
     run_jobs()
     (row,) = deliveries(app)
-    assert (row.state, row.resend) == ("sent", True)
+    assert (row.state, row.resend, row.marked) == ("sent", True, True)
+    first, second = sim_calls(sim, TEMPLATE_SEND)
+    assert not shows_marker(first)
+    assert second["json"]["data"]["keyword2"]["value"] == MARKER + "支出"
     assert messages_sent(sim) == 2  # the one case of a second alert: marked as a resend
-    _, second = sim_events(sim)
-    assert str(second["msg_id"]) == row.msgid
-    Pusher(client, app.config).post(second["xml"].encode())
+    _, event = sim_events(sim)
+    assert str(event["msg_id"]) == row.msgid
+    Pusher(client, app.config).post(event["xml"].encode())
     assert deliveries(app)[0].state == "delivered"
+    assert resends_counted() == {"true": counted["true"] + 1, "false": counted["false"]}
+    assert f"delivery {row.id} (template): delivered (resend, marked)" in show(app, ids)
+
+
+def test_a_resend_is_marked_once_the_window_closes_before_its_call_however_early_its_sweep(
+        app, sim, run_jobs, monkeypatch):
+    """The rule is applied when WeChat is called: a requeued row may wait in the queue."""
+    ids = queue_alerts(app)
+    crash_after_wechat_answers(app, ids)
+    first_claimed(app, ids, 530)  # inside the unmarked part (540 s) when the sweep runs...
+    age(app, ids)
+    queued = []
+    monkeypatch.setattr(alerts, "enqueue_deliveries", queued.extend)
+    assert sweep(app)["resend"] == 1
+    monkeypatch.undo()
+    first_claimed(app, ids, 545)  # ...past it when its job gets to WeChat
+    with app.app_context():
+        alerts.enqueue_deliveries(queued)
+    run_jobs()
+    _, resent = sim_calls(sim, TEMPLATE_SEND)
+    assert shows_marker(resent)
+    assert deliveries(app)[0].marked
+
+
+def test_a_subscribe_message_resend_is_always_marked(app, sim, run_jobs, monkeypatch):
+    """No client_msg_id: WeChat shows every copy, so even a prompt resend says what it is."""
+    monkeypatch.setitem(app.config, "MINIAPP_TXN_TEMPLATE_ID", MP_TEMPLATE)
+    sim_post(sim, "/sim/subscribe-grants", openid=MP_OPENID, template_id=MP_TEMPLATE, count=2)
+    ids = queue_alerts(app, channel="subscribe", openid=MP_OPENID)
+    crash_after_wechat_answers(app, ids)
+
+    age(app, ids)
+    assert sweep(app)["resend"] == 1
+    run_jobs()
+    (row,) = deliveries(app)
+    assert (row.state, row.resend, row.marked) == ("sent", True, True)
+    first, second = sim_calls(sim, SUBSCRIBE_SEND)
+    assert first["json"]["data"]["thing3"]["value"] == "支出"
+    assert second["json"]["data"]["thing3"]["value"] == MARKER + "支出"
 
 
 def test_a_delivery_that_keeps_killing_its_worker_is_given_up(app, monkeypatch):
@@ -280,6 +385,7 @@ def test_alerts_show_tells_an_alerts_history(app, client, sim, run_jobs):
     assert f"transaction {txn_id}: card **** " in result.output
     assert "debit 123.45元, at 2026-11-21 12:00:00 (Asia/Shanghai)" in result.output
     assert f"delivery {ids[0]} (template): delivered, attempts 1" in result.output
+    assert "  first claimed: 20" in result.output
     assert f"msgid: {event['msg_id']}" in result.output
     assert "WeChat's report: success" in result.output
     assert OA_OPENID not in result.output

@@ -103,11 +103,30 @@ def test_login_with_refused_codes(client, sim):
     ('{"code": true}', 400, "invalid_type"),
     ('{"code": "x", "openid": "oVictim"}', 400, "unknown_field"),
     ('{"code": "' + "x" * 20000 + '"}', 413, "body_too_large"),
+    ('{"code": ""}', 400, "invalid_code"),
+    ('{"code": "a b"}', 400, "invalid_code"),
+    ('{"code": "\\ud800"}', 400, "invalid_json"),
+    ('{"code": "x\\udfff"}', 400, "invalid_json"),
 ])
-def test_login_bad_bodies(client, body, status, error):
+def test_login_bad_bodies(client, sim, body, status, error):
     response = client.post("/api/miniapp/login", data=body, content_type="application/json")
     assert (response.status_code, response.json["error"]) == (status, error)
     assert set(response.json) == {"error", "message"}
+    assert sim_calls(sim, "/sns/jscode2session") == []  # refused before WeChat is asked
+
+
+def test_lone_surrogates_are_refused_in_bind_confirm(member, sim):
+    response = member.client.post(
+        "/api/members/bind/confirm", headers=member.headers, content_type="application/json",
+        data='{"challenge_id": "\\ud800' + "0" * 31 + '", "otp": "123456"}')
+    assert (response.status_code, response.json["error"]) == (400, "invalid_json")
+
+
+def test_a_surrogate_pair_is_text(client, sim):
+    # An escaped emoji is a valid pair: it is not refused as JSON (the code is then no code).
+    response = client.post("/api/miniapp/login", data='{"code": "\\ud83d\\ude00"}',
+                           content_type="application/json")
+    assert (response.status_code, response.json["error"]) == (400, "invalid_code")
 
 
 # -- binding --------------------------------------------------------------------------------
@@ -152,7 +171,10 @@ def test_wrong_codes_are_limited_per_challenge(member, holders, sms_inbox, run_j
     right = sms_inbox.codes_for(person.phone)[-1]
     for _ in range(5):
         assert member.confirm(challenge, wrong(right)).json["error"] == "invalid_code"
-    assert member.confirm(challenge, right).json["error"] == "too_many_attempts"
+    spent = member.confirm(challenge, right)
+    # The contract's answer to too many tries: 429 with Retry-After, the code kept.
+    assert spent.status_code == 429 and spent.json["error"] == "too_many_attempts"
+    assert 0 < int(spent.headers["Retry-After"]) <= 300
 
 
 def test_a_challenge_is_single_use_and_expires(member, holders, sms_inbox, run_jobs, app):

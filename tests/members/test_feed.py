@@ -232,6 +232,8 @@ def test_the_largest_valid_batch_fits_under_the_cap(client, app, holders, handed
 
 # -- validation --------------------------------------------------------------------------------
 
+ARABIC_INDIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+FULLWIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
 INVALID = [
     ("amount_fen", 123.45, "invalid_type"),
     ("amount_fen", 100.0, "invalid_type"),
@@ -268,6 +270,9 @@ INVALID = [
     ("card_no", "6217000000000001235", "invalid_value"),  # Luhn
     ("card_no", "62170000", "invalid_value"),
     ("card_no", 6217000000000001234, "invalid_type"),
+    # digits of other scripts are no card number (int() would read them as one)
+    ("card_no", "6217000000000001234".translate(ARABIC_INDIC_DIGITS), "invalid_value"),
+    ("card_no", "6217000000000001234".translate(FULLWIDTH_DIGITS), "invalid_value"),
     ("merchant", "x" * 129, "invalid_value"),
     ("merchant", "Coffee\x00", "invalid_value"),
     ("merchant", None, "invalid_type"),
@@ -286,6 +291,15 @@ def test_one_invalid_item_stores_nothing_of_the_batch(client, app, card, field, 
     assert response.json["error"] == error
     assert f"item 2: {field}:" in response.json["message"]
     assert card not in response.json["message"] and card[-8:] not in response.json["message"]
+    assert counts(app) == NOTHING
+
+
+@pytest.mark.parametrize("field", ["merchant", "txn_id", "card_no"])
+def test_lone_surrogates_are_refused_and_store_nothing(client, app, card, field):
+    body = json.dumps([item(1, card), item(2, card, **{field: "\ud800"})]).encode()
+    assert b"\\ud800" in body  # json.dumps escapes it: valid JSON, but no text
+    response = post_feed(client, app, raw=body)
+    assert (response.status_code, response.json["error"]) == (400, "invalid_json")
     assert counts(app) == NOTHING
 
 

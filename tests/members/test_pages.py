@@ -347,7 +347,8 @@ def test_a_spent_challenge_sends_back_to_the_form(follower, holders, sms_inbox, 
     for _ in range(5):
         follower.confirm(f"{(int(right) + 1) % 10**6:06d}")
     spent = follower.confirm(right)
-    assert spent.status_code == 400 and "验证码已失效" in text(spent)
+    assert spent.status_code == 429 and "验证码已失效" in text(spent)
+    assert int(spent.headers["Retry-After"]) > 0
     assert 'name="card_no"' in text(spent)
     assert follower.get("/m/bind/verify").status_code == 302  # no challenge pending
 

@@ -78,7 +78,7 @@ def mark_resent(app, txn_id: str) -> None:
     with app.app_context():
         txn = db.session.scalar(select(Transaction.id).where(Transaction.txn_id == txn_id))
         db.session.execute(update(Delivery).where(Delivery.transaction_id == txn)
-                           .values(resend=True))
+                           .values(resend=True, marked=True))
         db.session.commit()
 
 
