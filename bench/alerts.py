@@ -116,9 +116,9 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from bench import backend, holders, proc, profile, server, sim, stats
 from core.db import db
-from members.binding import OFFICIAL_ACCOUNT
-from members.models import Binding, CardHolder
-from members.pii import vault
+from members.holders.binding import OFFICIAL_ACCOUNT
+from members.holders.models import Binding, CardHolder
+from members.protection.pii import vault
 
 ROOT = Path(__file__).resolve().parent.parent
 FEED_PATH = "/api/transactions"

@@ -88,8 +88,9 @@ from app import create_app as app_factory
 from bench import backend, holders, proc, server, sim, smsink, stats
 from config.settings import BASE
 from core.db import db
-from members import regions
-from members.models import BindChallenge, Binding, SecurityEvent
+from members.holders.models import BindChallenge, Binding
+from members.protection import regions
+from members.protection.models import SecurityEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "cobrand_bruteforce"

@@ -12,8 +12,8 @@ from dataclasses import astuple, dataclass
 
 from flask import Flask
 
-from members import identity
-from members.registry import HEADER, ImportReport, import_holders
+from members.holders.registry import HEADER, ImportReport, import_holders
+from members.protection import identity
 
 
 @dataclass(frozen=True)

@@ -68,9 +68,9 @@ from flask import Flask
 from app import create_app
 from bench import backend, holders, proc, profile, server, sim, stats, wrk
 from core.db import db
-from members.binding import MINIAPP
-from members.models import Binding, CardHolder
-from members.pii import vault
+from members.holders.binding import MINIAPP
+from members.holders.models import Binding, CardHolder
+from members.protection.pii import vault
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = f"{backend.REDIS_SERVER}/14"

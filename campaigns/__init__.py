@@ -1,12 +1,16 @@
-"""Benefits, campaign pages, marketing pushes, posters and attribution."""
+"""What marketing does with card holders: configured replies, and attribution of
+followers to the QR codes they came through (benefits, pushes and posters follow)."""
 
 from __future__ import annotations
 
 from flask import Flask
 
+from campaigns.attribution import scans
 from campaigns.autoreply import AutoReplies
 from wechat.dispatch import get_dispatcher
 
 
 def init_app(app: Flask) -> None:
-    AutoReplies(app.config).register(get_dispatcher(app))
+    dispatcher = get_dispatcher(app)
+    scans.register(dispatcher)
+    AutoReplies(app.config).register(dispatcher)

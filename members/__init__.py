@@ -1,39 +1,27 @@
-"""Card holders, their WeChat identities, and what is sent to them."""
+"""Card holders and what is sent to them, in three sub-domains.
+
+- ``protection``: identity rules, the PII vault, masking, the audit trail, rate limits,
+  regions: what every other part leans on to keep personal data safe.
+- ``holders``: the registry, WeChat users, login, binding, the H5 pages' shell.
+- ``transactions``: the core-banking feed, points, the transaction page, and
+  ``transactions.alerts``, the WeChat alerts of each transaction.
+
+``members`` never imports ``campaigns``; ``campaigns`` may call ``members`` services.
+"""
 
 from __future__ import annotations
 
 from flask import Flask
+from flask.cli import AppGroup
 
-from core import client_ip
-from members import (
-    alert_recovery,
-    api,
-    audit,
-    cli,
-    feed_api,
-    followers,
-    limits,
-    notifications,
-    pages,
-    pii,
-    points,
-    regions,
-)
-from wechat.dispatch import get_dispatcher
+from members import holders, protection, transactions
+
+members_cli = AppGroup("members", help="Card holders: registry import, encryption keys, "
+                                       "audit trail, transaction alerts.")
 
 
 def init_app(app: Flask) -> None:
-    pii.init_app(app)
-    points.init_app(app)  # POINTS_RULES checked at start
-    client_ip.init_app(app)
-    regions.init_app(app)
-    limits.init_app(app)
-    alert_recovery.init_app(app)  # the periodic sweep of stuck alerts
-    cli.members_cli.add_command(audit.audit_command)
-    app.cli.add_command(cli.members_cli)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(feed_api.bp)
-    dispatcher = get_dispatcher(app)
-    followers.register(dispatcher)
-    notifications.register(dispatcher)
+    protection.init_app(app, members_cli)
+    holders.init_app(app, members_cli)
+    transactions.init_app(app, members_cli)
+    app.cli.add_command(members_cli)

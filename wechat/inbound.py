@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
@@ -83,6 +84,11 @@ class Inbound:
     @property
     def openid(self) -> str:
         return self.data.get("FromUserName") or ""
+
+    @property
+    def created_at(self) -> datetime:
+        """When WeChat says the push happened (CreateTime, checked plausible by ``parse``)."""
+        return datetime.fromtimestamp(int(self.data["CreateTime"]), UTC)
 
 
 def parse(xml: bytes) -> Inbound:

@@ -35,9 +35,11 @@ from sqlalchemy import select
 from app import create_app
 from core.db import bulk_insert, db
 from core.jsonapi import read_body
-from members import alert_content, feed, points
-from members.alert_content import Alert
-from members.models import CardHolder, Transaction
+from members.holders.models import CardHolder
+from members.transactions import feed, points
+from members.transactions.alerts import content
+from members.transactions.alerts.content import Alert
+from members.transactions.models import Transaction
 from wechat import clients
 from wechat.errors import WeChatAPIError
 
@@ -111,7 +113,7 @@ def _send(row: dict[str, Any], openid: str) -> bool:
     alert = Alert(row["id"], feed.TEMPLATE, openid, row["txn_id"], row["card_last4"],
                   row["amount_fen"], row["currency"], row["direction"], row["merchant"],
                   row["occurred_at"], row["balance_fen"])
-    body = alert_content.template_message(alert, False, current_app.config)
+    body = content.template_message(alert, False, current_app.config)
     try:
         clients.official_account().post("message/template/send", data=body)
     except WeChatAPIError as exc:  # refused, or unavailable after the client's retries

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core import jobs
 from core.db import db
-from members.models import Follower
+from members.holders.models import Follower
 
 
 def record_follower(openid: str) -> None:

@@ -11,7 +11,7 @@ from alert_factories import queue_alerts, txn_id_of  # isort: skip
 from factories import holder  # isort: skip
 
 from core.db import db
-from members.models import Binding, CardHolder
+from members.holders.models import Binding, CardHolder
 from wechat.sim.config import SimConfig
 
 # Who the simulator's authorize page logs in when the browser names nobody.

@@ -10,7 +10,9 @@ from factories import import_holders
 from sqlalchemy import select, update
 
 from core.db import db
-from members.models import CardHolder, Delivery, Transaction
+from members.holders.models import CardHolder
+from members.transactions.alerts.models import Delivery
+from members.transactions.models import Transaction
 
 OA_OPENID = "oAlertHolder0000000000000001"
 MP_OPENID = "oAlertMiniapp000000000000001"

@@ -59,7 +59,7 @@ def holders_csv(rows: list[Holder]) -> io.StringIO:
 
 def import_holders(app: Flask, count: int) -> list[Holder]:
     """Put ``count`` holders in the registry through the real importer."""
-    from members.registry import import_holders as run_import
+    from members.holders.registry import import_holders as run_import
 
     rows = [holder(n) for n in range(1, count + 1)]
     with app.app_context():

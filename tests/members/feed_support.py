@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from core.db import db
-from members.models import Delivery, PointEntry, Transaction
+from members.transactions.alerts.models import Delivery
+from members.transactions.models import PointEntry, Transaction
 
 
 def item(n: int, card: str, **fields: Any) -> dict[str, Any]:

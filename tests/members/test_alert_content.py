@@ -8,8 +8,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from config.settings import BASE
-from members import alert_content
-from members.alert_content import Alert, local_time, subscribe_message, template_message, yuan
+from members.transactions.alerts import content
+from members.transactions.alerts.content import (
+    Alert,
+    local_time,
+    subscribe_message,
+    template_message,
+    yuan,
+)
 
 CONFIG = {**BASE, "WECHAT_TXN_TEMPLATE_ID": "tmpl-txn", "MINIAPP_TXN_TEMPLATE_ID": "tmpl-mp",
           "PUBLIC_BASE_URL": "https://wx.bank.example/"}
@@ -91,23 +97,23 @@ FIRST_CLAIM = datetime(2026, 11, 21, 4, 0, 1, tzinfo=UTC)
 def test_a_template_resend_is_marked_only_once_wechats_window_may_have_closed(after,
                                                                              is_marked):
     now = FIRST_CLAIM + timedelta(seconds=after)
-    assert alert_content.marked("template", True, FIRST_CLAIM, now, CONFIG) is is_marked
+    assert content.marked("template", True, FIRST_CLAIM, now, CONFIG) is is_marked
 
 
 def test_the_window_and_its_margin_are_settings():
     wider = {**CONFIG, "ALERT_RESEND_WINDOW_MARGIN": 120}
-    assert alert_content.marked("template", True, FIRST_CLAIM,
+    assert content.marked("template", True, FIRST_CLAIM,
                                 FIRST_CLAIM + timedelta(seconds=500), wider)
     longer = {**CONFIG, "WECHAT_CLIENT_MSG_ID_WINDOW": 900}
-    assert not alert_content.marked("template", True, FIRST_CLAIM,
+    assert not content.marked("template", True, FIRST_CLAIM,
                                     FIRST_CLAIM + timedelta(seconds=800), longer)
 
 
 def test_a_subscribe_resend_is_always_marked_and_a_first_send_never():
-    assert alert_content.marked("subscribe", True, FIRST_CLAIM, FIRST_CLAIM, CONFIG)
+    assert content.marked("subscribe", True, FIRST_CLAIM, FIRST_CLAIM, CONFIG)
     later = FIRST_CLAIM + timedelta(days=1)
-    assert not alert_content.marked("template", False, FIRST_CLAIM, later, CONFIG)
-    assert not alert_content.marked("subscribe", False, FIRST_CLAIM, later, CONFIG)
+    assert not content.marked("template", False, FIRST_CLAIM, later, CONFIG)
+    assert not content.marked("subscribe", False, FIRST_CLAIM, later, CONFIG)
 
 
 def test_the_link_opens_the_holders_h5_page_for_this_transaction():
@@ -132,7 +138,7 @@ def test_the_subscribe_message_fits_wechats_typed_values():
         "thing4": shown["thing4"], "time5": "2026-11-21 12:00:00",
     }
     assert len(shown["thing4"]) == 20
-    assert shown["thing4"].endswith(alert_content.ELLIPSIS)
+    assert shown["thing4"].endswith(content.ELLIPSIS)
 
 
 def test_no_more_than_the_last_four_digits_ever_show():

@@ -22,8 +22,9 @@ from support import Pusher, sim_calls, sim_fault, sim_post
 
 from core import jobs
 from core.db import db
-from members import alert_recovery, alerts, channels
-from members.models import Delivery
+from members.transactions.alerts import pause, recovery
+from members.transactions.alerts import sending as alerts
+from members.transactions.alerts.models import Delivery
 
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
 SUBSCRIBE_SEND = "/cgi-bin/message/subscribe/send"
@@ -48,7 +49,7 @@ def send(app, run_jobs, ids):
 
 def sweep(app):
     with app.app_context():
-        return alert_recovery.sweep()
+        return recovery.sweep()
 
 
 def kill_after_wechat_answers(monkeypatch):
@@ -357,7 +358,7 @@ def test_the_sweep_applies_a_finish_event_both_sides_missed(app, client, sim, ru
 
 def test_the_sweep_runs_periodically_once_per_period_across_processes(app):
     with app.app_context():
-        assert jobs.tick() == ["members.alert_recovery.sweep"]
+        assert jobs.tick() == ["members.transactions.alerts.recovery.sweep"]
         assert jobs.tick() == []  # another worker's tick, same period
 
 
@@ -435,7 +436,7 @@ def test_alerts_redrive_leaves_a_message_wechat_would_drop_as_a_replay(app, clie
 
 def test_alerts_resume_lifts_a_quota_pause(app):
     with app.app_context():
-        channels.pause("template", 45009)
+        pause.pause("template", 45009)
     runner = app.test_cli_runner()
     assert "template: resumed" in runner.invoke(args=["members", "alerts", "resume",
                                                       "template"]).output

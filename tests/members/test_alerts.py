@@ -23,8 +23,10 @@ from sqlalchemy import event, select, text
 from support import Pusher, sim_calls, sim_fault, sim_post
 
 from core.db import db
-from members import alert_recovery, alerts, channels
-from members.models import Delivery, Follower
+from members.holders.models import Follower
+from members.transactions.alerts import pause as channels
+from members.transactions.alerts import recovery, sending
+from members.transactions.alerts.models import Delivery
 from wechat import clients
 
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
@@ -40,7 +42,7 @@ def follower(sim):
 
 def send(app, run_jobs, ids):
     with app.app_context():
-        alerts.enqueue_deliveries(ids)
+        sending.enqueue_deliveries(ids)
     run_jobs()
 
 
@@ -92,7 +94,7 @@ def test_a_user_who_blocks_template_messages_reads_as_refused(app, client, sim, 
 def test_a_finish_event_that_beats_the_record_of_the_send_still_lands(
         app, client, sim, run_jobs, follower, monkeypatch):
     """WeChat may post TEMPLATESENDJOBFINISH before the worker has stored the msgid."""
-    record = alerts.record_sent
+    record = sending.record_sent
 
     def callback_first(connection, sent):
         with app.app_context():
@@ -100,7 +102,7 @@ def test_a_finish_event_that_beats_the_record_of_the_send_still_lands(
                 finish_event(app, client, sim, one.msgid)
         record(connection, sent)
 
-    monkeypatch.setattr(alerts, "record_sent", callback_first)
+    monkeypatch.setattr(sending, "record_sent", callback_first)
     send(app, run_jobs, queue_alerts(app))
     (row,) = deliveries(app)
     assert (row.state, row.finished_at is not None) == ("delivered", True)
@@ -212,8 +214,8 @@ def test_45009_pauses_the_channel_until_the_quota_resets(app, sim, run_jobs, fol
     # Nothing is sent while paused: not by a new job, not by the sweep.
     age(app, ids)
     with app.app_context():
-        alerts.enqueue_deliveries(ids)
-        assert alert_recovery.sweep()["requeue"] == 0
+        sending.enqueue_deliveries(ids)
+        assert recovery.sweep()["requeue"] == 0
     run_jobs()
     assert len(sim_calls(sim, TEMPLATE_SEND)) == called
 
@@ -221,7 +223,7 @@ def test_45009_pauses_the_channel_until_the_quota_resets(app, sim, run_jobs, fol
     requests.delete(f"{sim.url}/sim/faults", timeout=5).raise_for_status()
     with app.app_context():
         assert channels.resume("template")
-        assert alert_recovery.sweep()["requeue"] == 3
+        assert recovery.sweep()["requeue"] == 3
     run_jobs()
     assert states(app) == ["sent"] * 3
     assert messages_sent(sim) == 3
@@ -281,7 +283,7 @@ def test_two_workers_on_the_same_deliveries_send_each_once(app, sim, follower):
         with app.app_context():
             barrier.wait()
             try:
-                alerts.send_batch(ids)
+                sending.send_batch(ids)
             except Exception as exc:  # collected and asserted below
                 errors.append(exc)
 
@@ -306,7 +308,7 @@ def test_a_claim_skips_rows_another_worker_holds_instead_of_waiting(app, sim, fo
 
     def worker():
         with app.app_context():
-            alerts.send_batch(ids)
+            sending.send_batch(ids)
         done.set()
 
     with app.app_context(), db.engine.connect() as other:
@@ -342,8 +344,8 @@ def test_a_job_finds_its_rows_by_primary_key_whatever_the_backlog(app, follower)
 
         ids = list(range(first, first + 7))
         event.listen(connection, "before_cursor_execute", keep)
-        connection.execute(alerts._LOAD, {"ids": ids}).all()
-        connection.execute(alerts._CLAIM, {"ids": ids, "now": datetime.now(UTC)}).all()
+        connection.execute(sending._LOAD, {"ids": ids}).all()
+        connection.execute(sending._CLAIM, {"ids": ids, "now": datetime.now(UTC)}).all()
         event.remove(connection, "before_cursor_execute", keep)
         plan = " ".join(row[0] for statement, parameters in executed
                         for row in connection.exec_driver_sql("EXPLAIN " + statement,
@@ -365,7 +367,7 @@ def test_a_job_claims_and_records_each_chunk_in_one_statement(app, sim, follower
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", count)
         try:
-            alerts.send_batch(ids)
+            sending.send_batch(ids)
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
     assert states(app) == ["sent"] * 10
@@ -389,8 +391,8 @@ def test_a_job_reads_the_access_token_from_redis_once(app, sim, follower, monkey
 
     monkeypatch.setattr(redis, "get", get)
     with app.app_context():
-        alerts.send_batch(ids)
-        alerts.send_batch(queue_alerts(app, 2))  # the next job asks Redis again
+        sending.send_batch(ids)
+        sending.send_batch(queue_alerts(app, 2))  # the next job asks Redis again
     assert states(app) == ["sent"] * 7
     assert [name for name in reads if name in (key, key.decode())] == [key.decode()] * 2
 

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from core.db import db
-from members import audit
-from members.audit import audit_command
-from members.models import Follower, SecurityEvent
-from members.pii import vault
+from members.holders.models import Follower
+from members.protection import audit
+from members.protection.audit import audit_command
+from members.protection.models import SecurityEvent
+from members.protection.pii import vault
 
 CARD = "6217000012345678901"
 OPENID = "oTestOpenid0000000000000001"
@@ -93,7 +94,7 @@ def test_ordinary_detail_passes(app):
 
 def test_production_redacts_instead_of_losing_the_event(app, monkeypatch, caplog):
     monkeypatch.setitem(app.config, "APP_ENV", "production")
-    with app.app_context(), caplog.at_level(logging.WARNING, logger="members.audit"):
+    with app.app_context(), caplog.at_level(logging.WARNING, logger="members.protection.audit"):
         audit.record("login", openid=OPENID, phone="13800138000", note=f"card {CARD}", attempt=1)
         db.session.commit()
     [row] = _events(app)

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from support import Pusher, push_message, sim_calls, sim_post
 
 from core.db import db, utcnow
-from members.models import BindChallenge, Binding, CardHolder, SecurityEvent
+from members.holders.models import BindChallenge, Binding, CardHolder
+from members.protection.models import SecurityEvent
 
 MEMBER_CALLS = [
     ("get", "/api/members/me", None),
@@ -259,7 +260,7 @@ def test_member_calls_need_a_live_token(client, sim, app, method, path, body, to
         headers = victim.headers
         if token == "expired":
             with app.app_context():
-                from members.models import MemberSession
+                from members.holders.models import MemberSession
 
                 db.session.execute(update(MemberSession).values(expires_at=utcnow()))
                 db.session.commit()

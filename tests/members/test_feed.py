@@ -14,8 +14,9 @@ from support import sim_post
 from test_binding_api import Member, follow
 
 from core.db import db
-from members import alerts
-from members.models import Delivery, PointEntry, Transaction
+from members.transactions.alerts import sending as alerts
+from members.transactions.alerts.models import Delivery
+from members.transactions.models import PointEntry, Transaction
 
 OA_OPENID = "oOfficialA00000000000000001"
 MP_OPENID = "oMemberA000000000000000000001"

@@ -16,14 +16,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from support import sim_post
 
-from members.models import (
-    BindChallenge,
-    Binding,
-    Delivery,
-    MemberSession,
-    PointEntry,
-    Transaction,
-)
+from members.holders.models import BindChallenge, Binding, MemberSession
+from members.transactions.alerts.models import Delivery
+from members.transactions.models import PointEntry, Transaction
 
 DOMAIN = (MemberSession, BindChallenge, Binding, Transaction, Delivery, PointEntry)
 

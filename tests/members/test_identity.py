@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 from factories import id_complete, luhn_complete
 
-from members import identity
-from members.identity import InvalidField
+from members.protection import identity
+from members.protection.identity import InvalidField
 
 # 11010519491231002X is the worked example of GB 11643-1999 itself.
 STANDARD_ID = "11010519491231002X"

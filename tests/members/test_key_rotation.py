@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app import create_app
 from core.db import db, utcnow
-from members.models import CardHolder, MemberSession
-from members.pii import Vault, key_id_of, vault
-from members.registry import import_holders
+from members.holders.models import CardHolder, MemberSession
+from members.holders.registry import import_holders
+from members.protection.pii import Vault, key_id_of, vault
 
 KEY_A, KEY_B, KEY_C = (os.urandom(32) for _ in range(3))
 INDEX_KEY = base64.b64encode(os.urandom(32)).decode()

@@ -9,8 +9,8 @@ import pytest
 
 from config import ConfigError, load_settings
 from config.settings import BASE
-from members import limits as rate
-from members.pii import vault
+from members.protection import limits as rate
+from members.protection.pii import vault
 
 CARD = "6217000012345678901"
 PHONE = "13800138000"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from members.masking import (
+from members.protection.masking import (
     CARD_MASKED,
     ID_NO_MASKED,
     NAME_MASKED,

@@ -15,7 +15,7 @@ from support import sim_calls, sim_fault, sim_post
 
 from config.settings import load_settings
 from core.db import db
-from members.models import BindChallenge, Binding
+from members.holders.models import BindChallenge, Binding
 
 OPENID = "oFollowerH5000000000000000001"
 UNIONID = "uPersonH5"
@@ -364,7 +364,7 @@ def test_flooding_start_gets_429_with_retry_after(follower, holders):
 
 def test_a_card_bound_in_the_mini_program_shows_as_bound(follower, holders, sms_inbox,
                                                           run_jobs, sim, app):
-    from members import binding
+    from members.holders import binding
 
     person = holders[1]
     with app.test_request_context():

@@ -9,7 +9,7 @@ import pytest
 
 from app import create_app
 from config import ConfigError
-from members.pii import PIIError, Vault, key_id_of, vault
+from members.protection.pii import PIIError, Vault, key_id_of, vault
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(32, 64))

@@ -12,8 +12,9 @@ from test_binding_api import Member
 
 from config.validation import ConfigError
 from core.db import db
-from members import alerts, points
-from members.models import PointEntry
+from members.transactions import points
+from members.transactions.alerts import sending
+from members.transactions.models import PointEntry
 
 RULES = points.Rules(currency="CNY", per_fen=1000, earn={"POS": 1, "ONLINE": 2},
                      take_back={"REFUND": 1})
@@ -22,7 +23,7 @@ RULES = points.Rules(currency="CNY", per_fen=1000, earn={"POS": 1, "ONLINE": 2},
 @pytest.fixture(autouse=True)
 def _no_sending(monkeypatch):
     """Alerts are another module's business; these tests only count points."""
-    monkeypatch.setattr(alerts, "enqueue_deliveries", lambda ids, at=None: None)
+    monkeypatch.setattr(sending, "enqueue_deliveries", lambda ids, at=None: None)
 
 
 @pytest.fixture

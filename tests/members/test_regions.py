@@ -11,8 +11,8 @@ from flask import Flask
 
 from config import ConfigError, load_settings
 from core.errors import ApiError
-from members import regions
-from members.regions import Region, load_table
+from members.protection import regions
+from members.protection.regions import Region, load_table
 
 TABLE = """\
 # a comment, then the header

@@ -10,10 +10,10 @@ from factories import HEADER, Holder, holder, holders_csv
 from sqlalchemy import func, select, text
 
 from core.db import db
-from members import registry
-from members.models import CardHolder
-from members.pii import vault
-from members.registry import ImportRejected, import_holders
+from members.holders import registry
+from members.holders.models import CardHolder
+from members.holders.registry import ImportRejected, import_holders
+from members.protection.pii import vault
 
 BAD_CARD = "6217000000000001235"  # fails Luhn
 
@@ -225,9 +225,9 @@ def test_import_logs_its_counts_at_info(app, caplog):
 
     from factories import holder, holders_csv
 
-    from members.registry import import_holders as run_import
+    from members.holders.registry import import_holders as run_import
 
-    caplog.set_level(logging.INFO, logger="members.registry")
+    caplog.set_level(logging.INFO, logger="members.holders.registry")
     with app.app_context():
         run_import(holders_csv([holder(1), holder(2)]))
     (record,) = [r for r in caplog.records if r.getMessage() == "card holders imported"]

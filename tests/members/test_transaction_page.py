@@ -12,8 +12,11 @@ from support import sim_calls, sim_post
 from test_pages import SECURITY_HEADERS, authorize, session_of, text
 
 from core.db import db, utcnow
-from members import alerts, oa_login
-from members.models import Binding, CardHolder, Delivery, Transaction
+from members.holders import oa_login
+from members.holders.models import Binding, CardHolder
+from members.transactions.alerts import sending
+from members.transactions.alerts.models import Delivery
+from members.transactions.models import Transaction
 
 OWNER = "oTxnOwner00000000000000000001"
 OTHER = "oTxnOther00000000000000000002"
@@ -50,7 +53,7 @@ def open_as(client, sim, path: str, openid: str):
 def handed(monkeypatch) -> list[list[int]]:
     """The feed's hand-over to the sender, kept instead of sent."""
     calls: list[list[int]] = []
-    monkeypatch.setattr(alerts, "enqueue_deliveries", lambda ids: calls.append(list(ids)))
+    monkeypatch.setattr(sending, "enqueue_deliveries", lambda ids: calls.append(list(ids)))
     return calls
 
 

@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from support import Pusher, push_message, sim_calls, sim_post, wechat_xml
 
+from campaigns.attribution.models import QrScan
 from core.db import db
-from members.models import Follower, QrScan, TemplateJobResult
+from members.holders.models import Follower
+from members.transactions.alerts.models import TemplateJobResult
 
 OPENID = "oUserCallback000000000000001"
 
@@ -187,7 +189,7 @@ def test_text_retry_gets_the_same_reply(pusher):
 
 
 def test_handler_failure_answers_503_and_the_retry_succeeds(pusher, app, monkeypatch):
-    from members import followers
+    from members.holders import followers
 
     calls = {"n": 0}
     original = followers._follower

@@ -9,8 +9,9 @@ import redis as redis_lib
 from sqlalchemy import func, select
 from support import Pusher, push_message, sim_calls, wechat_xml
 
+from campaigns.attribution.models import QrScan
 from core.db import db
-from members.models import Follower, QrScan
+from members.holders.models import Follower
 from wechat.crypto import MessageCrypto, signature
 
 OPENID = "oUserHostile0000000000000001"

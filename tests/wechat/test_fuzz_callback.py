@@ -12,7 +12,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from support import Pusher, wechat_xml
 
-from members.models import Follower, QrScan, TemplateJobResult
+from campaigns.attribution.models import QrScan
+from members.holders.models import Follower
+from members.transactions.alerts.models import TemplateJobResult
 from wechat.inbound import BadMessage, Inbound, parse
 
 DOMAIN = (Follower, QrScan, TemplateJobResult)

@@ -22,9 +22,9 @@ from typing import TextIO
 from sqlalchemy import insert, select, text, update
 
 from core.db import db
-from members import identity
-from members.models import CardHolder
-from members.pii import Vault, column_context, vault
+from members.holders.models import CardHolder
+from members.protection import identity
+from members.protection.pii import Vault, column_context, vault
 
 log = logging.getLogger(__name__)
 

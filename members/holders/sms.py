@@ -14,8 +14,9 @@ import requests
 from flask import current_app
 
 from core.jobs import enqueue_after_commit
-from members.masking import mask_phone
-from members.pii import vault
+from members.holders import tasks
+from members.protection.masking import mask_phone
+from members.protection.pii import vault
 
 log = logging.getLogger(__name__)
 _CONTEXT = "sms.outbound"
@@ -28,11 +29,11 @@ class SmsError(RuntimeError):
 def send_after_commit(phone: str, message: str) -> None:
     """Send ``message`` to ``phone`` once the current transaction commits."""
     sealed = vault().encrypt(json.dumps({"phone": phone, "message": message}), _CONTEXT)
-    enqueue_after_commit(deliver, sealed, retries=3)
+    enqueue_after_commit(tasks.deliver_sms, sealed, retries=3)
 
 
 def deliver(sealed: str) -> None:
-    """Job: post one SMS to the platform (or, in development, to the log)."""
+    """Post one sealed SMS to the platform (or, in development, to the log)."""
     payload = json.loads(vault().decrypt(sealed, _CONTEXT))
     url = current_app.config["SMS_GATEWAY_URL"]
     if not url:

@@ -28,9 +28,10 @@ from core.db import db, utcnow
 from core.errors import ApiError
 from core.jobs import enqueue_after_commit
 from core.kv import get_redis
-from members import audit, identity, limits, sms
-from members.models import BindChallenge, Binding, CardHolder, Follower
-from members.pii import vault
+from members.holders import sms
+from members.holders.models import BindChallenge, Binding, CardHolder, Follower
+from members.protection import audit, identity, limits
+from members.protection.pii import vault
 from wechat import clients
 from wechat.errors import WeChatAPIError
 

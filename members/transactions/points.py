@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from config.validation import ConfigError
 from core.db import bulk_insert, db
-from members.models import PointEntry, Transaction
+from members.transactions.models import PointEntry, Transaction
 
 EARN = "earn"
 TAKE_BACK = "reverse"  # the model's kind for a negative entry of a refund or reversal

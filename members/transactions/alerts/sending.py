@@ -20,7 +20,7 @@ a repeat within WeChat's ~10 minutes (a timeout retried, a resend after a
 crash) is dropped by WeChat itself. The one window left, a worker dying
 between WeChat's answers and their record (at most a chunk of rows), is closed
 by the sweep resending those rows, well within WeChat's ten minutes; a resend
-says it is one only when WeChat could show it twice (``alert_content.marked``,
+says it is one only when WeChat could show it twice (``content.marked``,
 README "The resend window").
 """
 
@@ -55,9 +55,12 @@ from sqlalchemy import (
 from core.db import UTCDateTime, db, utcnow
 from core.jobs import enqueue
 from core.metrics import ALERT_LATENCY, ALERT_QUEUE_LAG, ALERT_RESENDS, ALERT_SENDS
-from members import alert_content, channels, followers
-from members.alert_content import Alert
-from members.models import Delivery, TemplateJobResult, Transaction
+from members.holders import followers
+from members.transactions.alerts import content
+from members.transactions.alerts import pause as channels
+from members.transactions.alerts.content import Alert
+from members.transactions.alerts.models import Delivery, TemplateJobResult
+from members.transactions.models import Transaction
 from wechat import clients
 from wechat.client import WeChatAPIClient
 from wechat.errors import WeChatAPIError, WeChatUnavailable, outcome_label
@@ -73,9 +76,9 @@ Builder = Callable[[Alert, bool, Any], dict[str, Any]]
 # channel → (its WeChat client, endpoint under /cgi-bin/, request body builder)
 CHANNEL_APIS: dict[str, tuple[Callable[[], WeChatAPIClient], str, Builder]] = {
     "template": (clients.official_account, "message/template/send",
-                 alert_content.template_message),
+                 content.template_message),
     "subscribe": (clients.mini_program, "message/subscribe/send",
-                  alert_content.subscribe_message),
+                  content.subscribe_message),
 }
 
 
@@ -209,7 +212,7 @@ def _deliver(connection: Connection, alert: Alert, claim: Claim,
     config = current_app.config
     # Decided now, as WeChat is called, not at the claim: a chunk's sends run one after
     # another, each up to the client's retries.
-    marked = alert_content.marked(alert.channel, claim.resend, claim.first_claimed_at,
+    marked = content.marked(alert.channel, claim.resend, claim.first_claimed_at,
                                   utcnow(), config)
     try:
         answer = client().post(endpoint, data=build(alert, marked, config))

@@ -17,10 +17,10 @@ from sqlalchemy import bindparam, select
 
 from core.db import db, utcnow
 from core.errors import ApiError
-from members import audit
-from members.binding import MINIAPP, Actor, holder_of
-from members.models import MemberSession
-from members.pii import vault
+from members.holders.binding import MINIAPP, Actor, holder_of
+from members.holders.models import MemberSession
+from members.protection import audit
+from members.protection.pii import vault
 from wechat import clients
 from wechat.errors import WeChatAPIError, WeChatUnavailable
 

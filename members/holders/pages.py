@@ -39,10 +39,11 @@ from wtforms import ValidationError
 
 from core.db import db
 from core.errors import ApiError
-from members import binding, oa_login, transaction_view
-from members.api import request_origin
-from members.masking import mask_card, mask_phone
-from members.models import CardHolder
+from members.holders import binding, oa_login
+from members.holders.api import request_origin
+from members.holders.models import CardHolder
+from members.protection.masking import mask_card, mask_phone
+from members.transactions import view as transaction_view
 from wechat.errors import WeChatAPIError, WeChatUnavailable
 from wechat.oauth import OAuthCodeRejected
 

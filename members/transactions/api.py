@@ -14,7 +14,7 @@ from core.db import db
 from core.errors import ApiError
 from core.jsonapi import read_body
 from core.metrics import TXN_FEED_ITEMS, TXN_FEED_REJECTED, TXN_FEED_SECONDS
-from members import feed, points
+from members.transactions import feed, points
 
 log = logging.getLogger(__name__)
 bp = Blueprint("txn_feed", __name__, url_prefix="/api")

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from core.db import db
-from members import points
-from members.alert_content import DIRECTIONS, local_time, yuan
-from members.binding import Actor, holder_of
-from members.feed import TXN_ID
-from members.masking import mask_card
-from members.models import Delivery, Transaction
+from members.holders.binding import Actor, holder_of
+from members.protection.masking import mask_card
+from members.transactions import points
+from members.transactions.alerts.content import DIRECTIONS, local_time, yuan
+from members.transactions.alerts.models import Delivery
+from members.transactions.feed import TXN_ID
+from members.transactions.models import Transaction
 
 # The feed's txn_id rule (members/feed.py): anything else names no transaction, and is
 # never sent to the database (PostgreSQL refuses a NUL in a string with an error).

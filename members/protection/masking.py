@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from members import identity
+from members.protection import identity
 
 CARD_MASKED = "**** ****"
 PHONE_MASKED = "*" * 11

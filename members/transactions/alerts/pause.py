@@ -17,7 +17,7 @@ from flask import current_app
 
 from core.kv import get_redis
 from core.metrics import ALERT_CHANNEL_PAUSES
-from members.alert_content import SHANGHAI
+from members.transactions.alerts.content import SHANGHAI
 
 log = logging.getLogger(__name__)
 

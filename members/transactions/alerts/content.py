@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from members.masking import mask_card
+from members.protection.masking import mask_card
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DIRECTIONS = {"debit": "支出", "credit": "入账"}

@@ -19,8 +19,10 @@ from sqlalchemy import and_, func, or_, select, update
 from core.db import db, utcnow
 from core.jobs import every
 from core.metrics import ALERT_RECOVERED
-from members import alerts, channels
-from members.models import Delivery, TemplateJobResult, Transaction
+from members.transactions.alerts import pause as channels
+from members.transactions.alerts import sending as alerts
+from members.transactions.alerts.models import Delivery, TemplateJobResult
+from members.transactions.models import Transaction
 
 
 def init_app(app: Flask) -> None:

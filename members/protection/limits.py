@@ -49,8 +49,8 @@ from config.validation import ConfigError
 from core.client_ip import ip_limit_key
 from core.errors import ApiError
 from core.kv import get_redis
-from members import audit
-from members.pii import vault
+from members.protection import audit
+from members.protection.pii import vault
 
 # Dimension names are blind-index kinds of members.pii: the value is hashed as that kind.
 DIMENSIONS = frozenset({"ip", "openid", "card", "phone"})

@@ -1,4 +1,4 @@
-"""``flask --app app members ...``: import card holders, re-encrypt under a new key, alerts.
+"""``flask --app app members import | rotate-key``: load card holders; re-encrypt under a new key.
 
 Output names lines, fields, tables, row ids and key ids, never personal data.
 """
@@ -6,21 +6,17 @@ Output names lines, fields, tables, row ids and key ids, never personal data.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import click
-from flask.cli import AppGroup
+from flask.cli import with_appcontext
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db import db
-from members import alert_recovery, channels, registry
-from members.alert_content import local_time, yuan
-from members.audit import parse_since
-from members.masking import mask_card
-from members.models import CardHolder, Delivery, MemberSession
-from members.pii import FORMAT_VERSION, PIIError, Vault, column_context, vault
+from members.holders import registry
+from members.holders.models import CardHolder, MemberSession
+from members.protection.pii import FORMAT_VERSION, PIIError, Vault, column_context, vault
 
 # Every column holding a pii token. A new encrypted column must be listed here,
 # or rotate-key leaves it under the old key and dropping that key loses it.
@@ -29,12 +25,9 @@ ENCRYPTED_COLUMNS: tuple[tuple[type, tuple[str, ...]], ...] = (
     (MemberSession, ("session_key", "phone")),
 )
 
-members_cli = AppGroup("members",
-                       help="Card holders: registry import, encryption keys, alerts.")
-
-
-@members_cli.command("import")
+@click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
 def import_command(path: Path) -> None:
     """Import card holders from the registry CSV at PATH (all rows or none)."""
     with path.open(encoding="utf-8", newline="") as stream:
@@ -53,9 +46,10 @@ def import_command(path: Path) -> None:
                f"unchanged {report.unchanged}")
 
 
-@members_cli.command("rotate-key")
+@click.command("rotate-key")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000),
               help="Rows re-encrypted per committed transaction.")
+@with_appcontext
 def rotate_key_command(batch_size: int) -> None:
     """Re-encrypt personal data not under the first DATA_ENCRYPTION_KEY key.
 
@@ -122,72 +116,3 @@ def _rotate_row(keys: Vault, model: type, row_id: int, tokens: dict[str, str | N
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
-
-
-# -- transaction alerts -------------------------------------------------------------------------
-
-alerts_cli = AppGroup("alerts", help="Transaction alerts: history, re-driving failures, pauses.")
-members_cli.add_command(alerts_cli)
-
-
-@alerts_cli.command("show")
-@click.argument("txn_id")
-def alerts_show_command(txn_id: str) -> None:
-    """Show the transaction TXN_ID and where each of its alerts stands."""
-    try:
-        txn, deliveries = alert_recovery.history(txn_id)
-    except LookupError:
-        raise click.ClickException(f"no transaction {txn_id}") from None
-    click.echo(f"transaction {txn.txn_id}: card {mask_card(txn.card_last4)}, {txn.direction} "
-               f"{yuan(txn.amount_fen, txn.currency)}, at {local_time(txn.occurred_at)} "
-               f"(Asia/Shanghai), received {_at(txn.received_at)}")
-    if not deliveries:
-        click.echo("no alert: the card's holder is bound to no WeChat account")
-    for delivery, result in deliveries:
-        click.echo(f"delivery {delivery.id} ({delivery.channel}): {delivery.state}"
-                   f"{_resend_note(delivery)}, attempts {delivery.attempts}")
-        for label, value in (("created", _at(delivery.created_at)),
-                             ("first claimed", _at(delivery.first_claimed_at)),
-                             ("sent", _at(delivery.sent_at)), ("msgid", delivery.msgid),
-                             ("finished", _at(delivery.finished_at)),
-                             ("errcode", delivery.errcode), ("error", delivery.error),
-                             ("last change", _at(delivery.updated_at))):
-            if value is not None:
-                click.echo(f"  {label}: {value}")
-        if result is not None:
-            click.echo(f"  WeChat's report: {result.status} at {_at(result.received_at)}")
-
-
-def _resend_note(delivery: Delivery) -> str:
-    """Whether this is a resend and, once WeChat took it, whether the message said so."""
-    if not delivery.resend:
-        return ""
-    if delivery.msgid is None:
-        return " (resend)"
-    return " (resend, marked)" if delivery.marked else " (resend, unmarked)"
-
-
-def _at(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment else None
-
-
-@alerts_cli.command("redrive")
-@click.option("--since", callback=parse_since, metavar="ISO",
-              help="Only alerts failed at or after this time (UTC unless it carries an offset).")
-@click.option("--errcode", type=int, help="Only alerts failed with this WeChat errcode.")
-@click.option("--dry-run", is_flag=True, help="Count them, change nothing.")
-def alerts_redrive_command(since: datetime | None, errcode: int | None, dry_run: bool) -> None:
-    """Send failed alerts again."""
-    report = alert_recovery.redrive(since=since, errcode=errcode, dry_run=dry_run)
-    verb = "would re-drive" if dry_run else "re-driven"
-    click.echo(f"{verb}: {len(report.ids)} alert(s)")
-    if report.too_recent:
-        click.echo(f"left alone: {report.too_recent} accepted by WeChat too recently to be "
-                   "sent again under the same client_msg_id; run again later")
-
-
-@alerts_cli.command("resume")
-@click.argument("channel", type=click.Choice(channels.CHANNELS))
-def alerts_resume_command(channel: str) -> None:
-    """Lift CHANNEL's quota pause now (WeChat raised the quota); the sweep sends its backlog."""
-    click.echo(f"{channel}: {'resumed' if channels.resume(channel) else 'was not paused'}")

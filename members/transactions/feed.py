@@ -7,7 +7,7 @@ anything is written, so a batch is stored whole or not at all.
 Storing is one database transaction of a handful of set-based statements,
 whatever the batch size: transactions are inserted with ``ON CONFLICT (txn_id)
 DO NOTHING ... RETURNING``, so only rows this request really inserted earn
-points and get alerts. A concurrent request carrying the same txn_id waits on
+points and get sending. A concurrent request carrying the same txn_id waits on
 the first one's uncommitted row and then inserts nothing, so no race can count
 a transaction twice. Rows are inserted in txn_id order so that two overlapping
 batches take their row locks in the same order and cannot deadlock.
@@ -39,10 +39,14 @@ from core.db import bulk_insert, db
 from core.errors import ApiError
 from core.jobs import call_after_commit
 from core.jsonapi import FieldType, object_problems, parse_json
-from members import alerts, identity, points
-from members.binding import MINIAPP, OFFICIAL_ACCOUNT
-from members.models import Binding, CardHolder, Delivery, Transaction
-from members.pii import vault
+from members.holders.binding import MINIAPP, OFFICIAL_ACCOUNT
+from members.holders.models import Binding, CardHolder
+from members.protection import identity
+from members.protection.pii import vault
+from members.transactions import points
+from members.transactions.alerts import sending
+from members.transactions.alerts.models import Delivery
+from members.transactions.models import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +359,7 @@ def _hand_to_sender(delivery_ids: list[int]) -> None:
     sender's sweep of queued deliveries finds them.
     """
     try:
-        alerts.enqueue_deliveries(delivery_ids)
+        sending.enqueue_deliveries(delivery_ids)
     except Exception:
         log.exception("alerts not enqueued; left queued for the sweep",
                       extra={"deliveries": len(delivery_ids)})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.db import db
-from members import alerts
-from members.models import TemplateJobResult
+from members.transactions.alerts import sending
+from members.transactions.alerts.models import TemplateJobResult
 from wechat.dispatch import Dispatcher
 from wechat.inbound import Inbound
 
@@ -21,7 +21,7 @@ def on_template_job_finished(inbound: Inbound) -> None:
     msg_id = str(inbound.data["MsgID"])
     status = str(inbound.data.get("Status") or "")
     db.session.merge(TemplateJobResult(msg_id=msg_id, openid=inbound.openid, status=status))
-    alerts.on_template_finished(msg_id, status)
+    sending.on_template_finished(msg_id, status)
 
 
 def register(dispatcher: Dispatcher) -> None:

@@ -18,10 +18,12 @@ from core.client_ip import request_client_ip
 from core.db import db
 from core.errors import ApiError
 from core.jsonapi import json_body
-from members import audit, binding, limits, points, regions, sessions
-from members.binding import MINIAPP, Actor, Origin
-from members.masking import mask_phone
-from members.pii import vault
+from members.holders import binding, sessions
+from members.holders.binding import MINIAPP, Actor, Origin
+from members.protection import audit, limits, regions
+from members.protection.masking import mask_phone
+from members.protection.pii import vault
+from members.transactions import points
 
 bp = Blueprint("members_api", __name__, url_prefix="/api")
 

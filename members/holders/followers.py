@@ -1,25 +1,19 @@
-"""Followers of the official account: follow, unfollow, QR scans, and their unionid."""
+"""Followers of the official account: follow, unfollow, and their unionid.
+
+Where a follower came from (QR scenes, scans) is attribution, kept by
+``campaigns.attribution``; this module only records who follows.
+"""
 
 from __future__ import annotations
-
-import logging
-from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
 from core.db import db, insert_skipping_conflicts, utcnow
 from core.jobs import enqueue_after_commit
-from members import binding
-from members.models import Follower, QrScan
-from wechat import clients
+from members.holders import binding, tasks
+from members.holders.models import Follower
 from wechat.dispatch import Dispatcher
 from wechat.inbound import Inbound
-
-log = logging.getLogger(__name__)
-
-
-def _event_time(inbound: Inbound) -> datetime:
-    return datetime.fromtimestamp(int(inbound.data["CreateTime"]), UTC)
 
 
 def _follower(openid: str) -> Follower:
@@ -35,20 +29,21 @@ def on_follow(inbound: Inbound) -> None:
     product scan (event:subscribe_scan_product, whose EventKey is no scene of ours)."""
     follower = _follower(inbound.openid)
     follower.subscribed = True
-    follower.subscribed_at = _event_time(inbound)
-    if inbound.kind == "event:subscribe_scan":
-        scene = inbound.message.scene_id
-        follower.first_scene = follower.first_scene or scene
-        db.session.add(QrScan(openid=inbound.openid, scene=scene, followed=True,
-                              scanned_at=follower.subscribed_at))
+    follower.subscribed_at = inbound.created_at
     # unionid is not in the event: ask WeChat once the follow is stored.
-    enqueue_after_commit(fetch_unionid, inbound.openid)
+    enqueue_after_commit(tasks.fetch_unionid, inbound.openid)
 
 
 def on_unfollow(inbound: Inbound) -> None:
     follower = _follower(inbound.openid)
     follower.subscribed = False
-    follower.unsubscribed_at = _event_time(inbound)
+    follower.unsubscribed_at = inbound.created_at
+
+
+def note_first_scene(openid: str, scene: str) -> None:
+    """The QR scene a follower first came through; a later one never replaces it."""
+    follower = _follower(openid)
+    follower.first_scene = follower.first_scene or scene
 
 
 def mark_not_following(openid: str) -> None:
@@ -66,15 +61,9 @@ def mark_not_following(openid: str) -> None:
                            .values(openid=openid, subscribed=False))
 
 
-def on_scan(inbound: Inbound) -> None:
-    """A follower scanned a parametric QR code."""
-    db.session.add(QrScan(openid=inbound.openid, scene=inbound.message.scene_id,
-                          followed=False, scanned_at=_event_time(inbound)))
-
-
-def fetch_unionid(openid: str) -> None:
-    """Job: store the follower's unionid from WeChat's user/info."""
-    info = clients.official_account().user.get(openid)
+def store_unionid(openid: str, info: dict) -> None:
+    """Keep the unionid WeChat's user/info gave for a follower, and link a holder bound
+    through the mini-program under the same unionid. The caller commits."""
     follower = db.session.scalar(select(Follower).where(Follower.openid == openid))
     if follower is None or not info.get("subscribe"):
         return
@@ -82,11 +71,9 @@ def fetch_unionid(openid: str) -> None:
     if follower.unionid:
         # Bound in the mini-program first? Then this follower is that holder too.
         binding.link_follower(openid, follower.unionid)
-    db.session.commit()
 
 
 def register(dispatcher: Dispatcher) -> None:
     dispatcher.on("event:subscribe", "event:subscribe_scan",
                   "event:subscribe_scan_product")(on_follow)
     dispatcher.on("event:unsubscribe")(on_unfollow)
-    dispatcher.on("event:scan")(on_scan)

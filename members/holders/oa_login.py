@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from flask import current_app, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from members.binding import OFFICIAL_ACCOUNT, Actor
+from members.holders.binding import OFFICIAL_ACCOUNT, Actor
 from wechat import clients, oauth
 
 _STATE = "oauth_state"

@@ -45,8 +45,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.db import db, utcnow
-from members.models import SecurityEvent
-from members.pii import vault
+from members.protection.models import SecurityEvent
+from members.protection.pii import vault
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, current_app
 
 from config.validation import ConfigError
-from members import identity
+from members.protection import identity
 
 FORMAT_VERSION = "v1"
 KEY_BYTES = 32

@@ -1,0 +1,1 @@
+"""Where followers came from: channels, QR scans, posters and the funnel."""

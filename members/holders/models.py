@@ -1,0 +1,126 @@
+"""Card holders from the registry, the WeChat users bound to them, their sessions and
+binding challenges."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import BigId, UTCDateTime, db, utcnow
+
+
+class Follower(db.Model):
+    """One official-account openid: whether it follows, and where it came from."""
+
+    __tablename__ = "follower"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), unique=True)
+    unionid: Mapped[str | None] = mapped_column(String(64), index=True)
+    subscribed: Mapped[bool] = mapped_column(default=False)
+    # The QR scene of the follow that first brought this user (channel attribution).
+    first_scene: Mapped[str | None] = mapped_column(String(64))
+    subscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class CardHolder(db.Model):
+    """A holder of the co-branded card, imported from the bank's registry.
+
+    Personal data is stored only as ciphertext (``members.pii``: authenticated
+    encryption carrying its key id) and found by blind index (keyed hash);
+    nothing here is ever searched or shown in plaintext.
+    """
+
+    __tablename__ = "card_holder"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    card_index: Mapped[str] = mapped_column(String(64), unique=True)
+    card_no: Mapped[str] = mapped_column(Text)
+    card_last4: Mapped[str] = mapped_column(String(4))
+    name: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str] = mapped_column(Text)
+    phone_index: Mapped[str] = mapped_column(String(64), index=True)
+    id_no: Mapped[str] = mapped_column(Text)
+    id_no_index: Mapped[str] = mapped_column(String(64), index=True)
+    tier: Mapped[str] = mapped_column(String(16))
+    city: Mapped[str] = mapped_column(String(32))
+    branch: Mapped[str] = mapped_column(String(32))
+    # Row fingerprint of the imported values, so re-importing the same file changes nothing.
+    source_digest: Mapped[str] = mapped_column(String(64))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class Binding(db.Model):
+    """A WeChat openid of one app ('miniapp' or 'oa') bound to a card holder.
+
+    At most one active binding per openid and per holder and app; unbinding
+    keeps the row (``unbound_at``) for the audit trail.
+    """
+
+    __tablename__ = "binding"
+    __table_args__ = (
+        Index("uq_binding_active_openid", "app", "openid", unique=True,
+              sqlite_where=text("unbound_at IS NULL"),
+              postgresql_where=text("unbound_at IS NULL")),
+        Index("uq_binding_active_holder", "holder_id", "app", unique=True,
+              sqlite_where=text("unbound_at IS NULL"),
+              postgresql_where=text("unbound_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("card_holder.id"), index=True)
+    app: Mapped[str] = mapped_column(String(8))
+    openid: Mapped[str] = mapped_column(String(64))
+    unionid: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    unbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MemberSession(db.Model):
+    """A mini-program login: an opaque bearer token (stored hashed) and its session key."""
+
+    __tablename__ = "member_session"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    session_key: Mapped[str] = mapped_column(Text)  # encrypted; never leaves the server
+    phone: Mapped[str | None] = mapped_column(Text)  # encrypted, from getuserphonenumber
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BindChallenge(db.Model):
+    """One SMS code sent for a binding attempt; single use, bounded tries, short life."""
+
+    __tablename__ = "bind_challenge"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the public challenge_id
+    app: Mapped[str] = mapped_column(String(8))
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    # None when card and phone matched no holder: the flow looks the same, the code never works.
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("card_holder.id"))
+    card_index: Mapped[str] = mapped_column(String(64), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

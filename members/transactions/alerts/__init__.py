@@ -1,0 +1,15 @@
+"""WeChat alerts of card transactions: delivery rows, content, sending, recovery, reports."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.cli import AppGroup
+
+from members.transactions.alerts import cli, recovery, reports
+from wechat.dispatch import get_dispatcher
+
+
+def init_app(app: Flask, group: AppGroup) -> None:
+    recovery.init_app(app)  # the periodic sweep of stuck alerts
+    group.add_command(cli.alerts_cli)
+    reports.register(get_dispatcher(app))
