@@ -13,7 +13,7 @@ import campaigns
 import members
 from config import load_settings, validate
 from config.dev_secrets import load_or_create
-from core import errors, health, jobs, kv, logs
+from core import errors, health, jobs, kv, logs, schedule
 from core.db import db, migrate
 from core.sessions import LazyCookieSessionInterface
 from core.worker import worker_command
@@ -63,6 +63,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     callback.init_app(app)
     members.init_app(app)
     campaigns.init_app(app)
+    schedule.init_app(app)  # last: its middleware sees every request, the callback's too
 
     app.register_blueprint(health.bp)
     app.cli.add_command(worker_command)

@@ -137,7 +137,7 @@ BASE: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
     "PERMANENT_SESSION_LIFETIME": 15 * 60,
-    # -- transaction alerts (members/alerts.py, alert_content.py, channels.py, alert_recovery.py)
+    # -- transaction alerts (members/transactions/alerts/)
     # Our field names → the keyword names of WECHAT_TXN_TEMPLATE_ID, which differ per account
     # and template. Fields: card (masked, last four), amount (yuan), direction, merchant, time
     # (Asia/Shanghai), balance (left out when core banking sent none). A field not named here
@@ -189,9 +189,6 @@ BASE: dict[str, Any] = {
     "ALERT_SWEEP_INTERVAL": 30,
     # Deliveries one sweep re-drives at most, so a backlog is fed in slices, not at once.
     "ALERT_SWEEP_LIMIT": 10_000,
-    # Seconds after WeChat's daily-quota reset (midnight Asia/Shanghai) a paused channel
-    # resumes: WeChat's counters may roll over a little late.
-    "ALERT_QUOTA_RESET_MARGIN": 60,
     # WeChat sends one template message per (openid, client_msg_id) within this many seconds
     # and drops a repeat: `members alerts redrive` leaves alone a message WeChat accepted
     # less than this long ago, and a resend inside it goes unmarked (it cannot show twice).
@@ -202,10 +199,26 @@ BASE: dict[str, Any] = {
     # retries (WECHAT_RETRY_ATTEMPTS × WECHAT_HTTP_TIMEOUT, about 15 s), clock differences
     # between our hosts and WeChat's, and WeChat's "about ten minutes".
     "ALERT_RESEND_WINDOW_MARGIN": 60,
+    # WeChat's quotas (wechat/quota.py), per account and API. Daily quotas of the send APIs
+    # we count against (WeChat's console shows an account's real figures: the template
+    # quota grows with the follower count); an API left out is limited only by WeChat.
+    "WECHAT_DAILY_QUOTAS": {"message/template/send": 100_000,
+                            "message/subscribe/bizsend": 100_000,
+                            "message/subscribe/send": 10_000_000},
+    # APIs whose quota WeChat resets per calendar month rather than per day (45028).
+    "WECHAT_MONTHLY_QUOTA_APIS": ["message/mass/send", "message/mass/sendall"],
+    # The share of every daily quota that marketing sends may never use: kept for the
+    # transaction alerts, which must still go out after the biggest blast of the day.
+    "WECHAT_QUOTA_RESERVED_FOR_ALERTS": 0.2,
+    # Seconds after WeChat's reset (midnight Asia/Shanghai) a paused API resumes: WeChat's
+    # counters may roll over a little late.
+    "WECHAT_QUOTA_RESET_MARGIN": 60,
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,
-    "RQ_QUEUES": ["default"],
+    # RQ queues in priority order: a worker takes the next job from the first non-empty one,
+    # so transaction alerts never wait behind marketing pushes or housekeeping.
+    "RQ_QUEUES": ["alerts", "pushes", "default"],
     # operations
     "LOG_LEVEL": "INFO",
     "AUTO_MIGRATE": True,

@@ -1,22 +1,27 @@
 """Background jobs: RQ queues on Redis in real mode, a thread pool in embedded mode.
 
 Callers use ``enqueue`` and never learn which mode runs: a job is a plain
-importable function taking plain arguments, run inside an app context. In
-real mode more ``flask --app app worker`` processes, on any machine that
-reaches the same Redis, share the queues; RQ's scheduler runs jobs given a time,
-and ``every`` runs a job periodically.
+importable function taking plain arguments (declared in its package's
+``tasks.py``), run inside an app context. In real mode more ``flask --app app
+worker`` processes, on any machine that reaches the same Redis, share the
+queues, taken in RQ_QUEUES' order of priority; RQ's scheduler runs jobs given a
+time, and ``core.schedule`` runs the periodic ones.
+
+Embedded mode runs jobs on a thread pool of this process; a CLI command waits for
+the jobs it started before it exits (an interpreter shutting down takes no new
+work, and a job enqueued by a job would be lost).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
+import click
 from flask import Flask, current_app
 from rq import Queue, Retry
 from sqlalchemy import event
@@ -28,6 +33,7 @@ from core.logs import job_context
 log = logging.getLogger(__name__)
 
 Job = Callable[..., Any]
+DEFAULT_QUEUE = "default"  # jobs enqueued without a queue; the last in priority
 
 
 def _backoff(retries: int) -> list[int]:
@@ -38,15 +44,16 @@ class RQRunner:
     """Jobs go to Redis; workers anywhere pick them up."""
 
     def __init__(self, redis: Any, queue_names: list[str]) -> None:
+        if DEFAULT_QUEUE not in queue_names:
+            raise ValueError(f"RQ_QUEUES must include {DEFAULT_QUEUE!r}")
         self.queues = {name: Queue(name, connection=redis) for name in queue_names}
-        self.default = queue_names[0]
 
     def enqueue(self, func: Job, args: tuple, kwargs: dict, *, queue: str | None,
                 at: datetime | None, job_id: str | None, retries: int) -> str:
         options: dict[str, Any] = {"args": args, "kwargs": kwargs, "job_id": job_id}
         if retries:
             options["retry"] = Retry(max=retries, interval=_backoff(retries))
-        target = self.queues[queue or self.default]
+        target = self.queues[queue or DEFAULT_QUEUE]
         job = target.enqueue_at(at, func, **options) if at else target.enqueue(func, **options)
         return job.id
 
@@ -61,6 +68,8 @@ class EmbeddedRunner:
         self.app = app
         self.eager = eager
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="job")
+        self.running: set[Future] = set()
+        self.lock = threading.Lock()
 
     def enqueue(self, func: Job, args: tuple, kwargs: dict, *, queue: str | None,
                 at: datetime | None, job_id: str | None, retries: int) -> str:
@@ -69,13 +78,32 @@ class EmbeddedRunner:
             self._run(func, args, kwargs, job_id, retries)
         elif at and at > datetime.now(UTC):
             delay = (at - datetime.now(UTC)).total_seconds()
-            timer = threading.Timer(delay, self.pool.submit,
-                                    (self._run, func, args, kwargs, job_id, retries))
+            timer = threading.Timer(delay, self._submit, (func, args, kwargs, job_id, retries))
             timer.daemon = True
             timer.start()
         else:
-            self.pool.submit(self._run, func, args, kwargs, job_id, retries)
+            self._submit(func, args, kwargs, job_id, retries)
         return job_id
+
+    def _submit(self, *job: Any) -> None:
+        future = self.pool.submit(self._run, *job)
+        with self.lock:
+            self.running.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        with self.lock:
+            self.running.discard(future)
+
+    def drain(self) -> None:
+        """Wait until no job is left running, including jobs those jobs enqueue (jobs given a
+        later time are not waited for: the recovery sweeps pick their work up)."""
+        while True:
+            with self.lock:
+                pending = list(self.running)
+            if not pending:
+                return
+            wait(pending)
 
     def _run(self, func: Job, args: tuple, kwargs: dict, job_id: str, retries: int) -> None:
         # A fresh app context gives the job its own database session, as a worker would.
@@ -100,7 +128,16 @@ def init_app(app: Flask) -> None:
     else:
         runner = RQRunner(redis, app.config["RQ_QUEUES"])
     app.extensions["jobs"] = runner
+    if isinstance(runner, EmbeddedRunner):
+        app.teardown_appcontext(_finish_cli_jobs)
     listen_for_commits()
+
+
+def _finish_cli_jobs(_exc: BaseException | None) -> None:
+    # A CLI command's app context ends with the command: wait for its jobs there. Requests
+    # and jobs run on other threads, where no click context is current, and never wait.
+    if click.get_current_context(silent=True) is not None:
+        current_app.extensions["jobs"].drain()
 
 
 def enqueue(func: Job, *args: Any, queue: str | None = None, at: datetime | None = None,
@@ -157,56 +194,3 @@ def listen_for_commits() -> None:
     if not event.contains(Session, "after_commit", _flush_after_commit):
         event.listen(Session, "after_commit", _flush_after_commit)
         event.listen(Session, "after_soft_rollback", _drop_after_rollback)
-
-
-# -- periodic jobs ------------------------------------------------------------------------------
-
-_PERIODIC = "jobs.periodic"
-_TICKER = "jobs.ticker"
-TICK_SECONDS = 1.0
-
-
-def every(app: Flask, seconds: float, func: Job) -> None:
-    """Enqueue ``func()`` about every ``seconds``, once per period across all processes.
-
-    Real mode: every ``flask --app app worker`` ticks (``start_ticker``), and the
-    first to take the period's Redis key enqueues the job, so it runs as long as
-    any worker does, and a Redis that lost its keys only brings the next run
-    forward. Embedded mode: this process ticks on a timer thread, except with
-    JOBS_EAGER (tests), where nothing runs unasked.
-    """
-    app.extensions.setdefault(_PERIODIC, []).append((func, seconds))
-    if app.extensions["redis_embedded"] and not app.config["JOBS_EAGER"]:
-        start_ticker(app)
-
-
-def start_ticker(app: Flask) -> None:
-    """Start this process's ticker thread (once); it enqueues the periodic jobs when due."""
-    if app.extensions.get(_TICKER):
-        return
-    thread = threading.Thread(target=_tick_forever, args=(app,), name="jobs-ticker", daemon=True)
-    app.extensions[_TICKER] = thread
-    thread.start()
-
-
-def _tick_forever(app: Flask) -> None:
-    while True:
-        time.sleep(TICK_SECONDS)
-        try:
-            with app.app_context():
-                tick()
-        except Exception:  # Redis away, say: the next tick tries again
-            log.exception("periodic jobs: tick failed")
-
-
-def tick() -> list[str]:
-    """Enqueue the periodic jobs whose period has come round; their names."""
-    redis = current_app.extensions["redis"]
-    enqueued = []
-    for func, seconds in current_app.extensions.get(_PERIODIC, []):
-        name = f"{func.__module__}.{func.__qualname__}"
-        # The key lives one period: whoever sets it runs the job for that period.
-        if redis.set(f"jobs:periodic:{name}", "1", nx=True, px=int(seconds * 1000)):
-            enqueue(func)
-            enqueued.append(name)
-    return enqueued

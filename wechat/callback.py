@@ -29,11 +29,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from core import logs
 from core.db import db
-from core.metrics import CALLBACKS
 from wechat import dispatch
 from wechat.crypto import CryptoError, MessageCrypto, signature_matches
 from wechat.dedupe import ReplyCache
 from wechat.inbound import BadMessage, Inbound, envelope_fields, parse
+from wechat.metrics import CALLBACKS
 from wechat.replies import render
 
 log = logging.getLogger(__name__)

@@ -25,14 +25,15 @@ from redis import Redis
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
-from core.metrics import WECHAT_CALL_SECONDS, WECHAT_CALLS
 from wechat.errors import (
     TOKEN_ERRCODES,
     TRANSIENT_ERRCODES,
     WeChatAPIError,
     WeChatUnavailable,
+    api_error,
     outcome_label,
 )
+from wechat.metrics import WECHAT_CALL_SECONDS, WECHAT_CALLS
 from wechat.token_store import TokenStore
 from wechat.transport import WeChatHTTP
 
@@ -118,7 +119,7 @@ class WeChatAPIClient(WeChatClient):
             return super()._request(method, url_or_endpoint, **call)
         except WeChatClientException as exc:
             status = exc.response.status_code if exc.response is not None else None
-            raise _classify(WeChatAPIError(exc.errcode, exc.errmsg, endpoint, status)) from exc
+            raise _classify(api_error(exc.errcode, exc.errmsg, endpoint, status)) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise _Transient(WeChatAPIError(None, type(exc).__name__, endpoint)) from exc
 
@@ -129,7 +130,7 @@ class WeChatAPIClient(WeChatClient):
         result = response.json()
         errcode = int(result.get("errcode", 0))
         if errcode:
-            raise _classify(WeChatAPIError(errcode, result.get("errmsg"), endpoint))
+            raise _classify(api_error(errcode, result.get("errmsg"), endpoint))
         return result
 
     def _with_retries(self, endpoint: str, attempt: Callable[[], T]) -> T:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from redis import Redis
 from redis.exceptions import LockError
 
-from core.metrics import TOKEN_REFRESHES
+from wechat.metrics import TOKEN_REFRESHES
 
 log = logging.getLogger(__name__)
 

@@ -22,17 +22,15 @@ from members.holders.models import MemberSession
 from members.protection import audit
 from members.protection.pii import vault
 from wechat import clients
-from wechat.errors import WeChatAPIError, WeChatUnavailable
+from wechat.errors import (
+    CodeRejected,
+    RiskyUser,
+    UserRateLimited,
+    WeChatAPIError,
+    WeChatUnavailable,
+)
 
-# What WeChat's refusals of a login or phone code mean for the caller.
-_CODE_ERRORS = {
-    40029: (400, "invalid_code", "the code is invalid or expired; call wx.login again"),
-    41008: (400, "invalid_code", "the code is missing; call wx.login again"),
-    40163: (400, "code_used", "the code was already used; call wx.login again"),
-    45011: (429, "wechat_rate_limited", "WeChat limits logins for this user; retry shortly"),
-    40226: (403, "risky_user", "WeChat blocked this user as high-risk"),
-}
-
+CODE_USED = 40163  # of the CodeRejected errcodes, the one that has its own answer
 
 @dataclass(frozen=True)
 class Login:
@@ -47,13 +45,20 @@ def _hash(token: str) -> str:
 
 
 def _wechat_refusal(exc: WeChatAPIError) -> ApiError:
+    """What WeChat's refusal of a login or phone code means for the caller."""
     if isinstance(exc, WeChatUnavailable):
         return ApiError(503, "wechat_unavailable", "WeChat did not answer; retry shortly",
                         {"Retry-After": "5"})
-    status, code, message = _CODE_ERRORS.get(
-        exc.errcode or 0, (502, "wechat_error", f"WeChat refused the request ({exc.errcode})"))
-    headers = {"Retry-After": "60"} if status == 429 else None
-    return ApiError(status, code, message, headers)
+    if isinstance(exc, CodeRejected):
+        if exc.errcode == CODE_USED:
+            return ApiError(400, "code_used", "the code was already used; call wx.login again")
+        return ApiError(400, "invalid_code", "the code is invalid or expired; call wx.login again")
+    if isinstance(exc, UserRateLimited):
+        return ApiError(429, "wechat_rate_limited",
+                        "WeChat limits logins for this user; retry shortly", {"Retry-After": "60"})
+    if isinstance(exc, RiskyUser):
+        return ApiError(403, "risky_user", "WeChat blocked this user as high-risk")
+    return ApiError(502, "wechat_error", f"WeChat refused the request ({exc.errcode})")
 
 
 def login(code: str, ip: str, region: str | None) -> Login:

@@ -13,8 +13,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from core.db import db
 from core.errors import ApiError
 from core.jsonapi import read_body
-from core.metrics import TXN_FEED_ITEMS, TXN_FEED_REJECTED, TXN_FEED_SECONDS
 from members.transactions import feed, points
+from members.transactions.metrics import TXN_FEED_ITEMS, TXN_FEED_REJECTED, TXN_FEED_SECONDS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("txn_feed", __name__, url_prefix="/api")

@@ -16,6 +16,7 @@ from members.transactions.alerts.content import (
     template_message,
     yuan,
 )
+from wechat import messages
 
 CONFIG = {**BASE, "WECHAT_TXN_TEMPLATE_ID": "tmpl-txn", "MINIAPP_TXN_TEMPLATE_ID": "tmpl-mp",
           "PUBLIC_BASE_URL": "https://wx.bank.example/"}
@@ -138,7 +139,7 @@ def test_the_subscribe_message_fits_wechats_typed_values():
         "thing4": shown["thing4"], "time5": "2026-11-21 12:00:00",
     }
     assert len(shown["thing4"]) == 20
-    assert shown["thing4"].endswith(content.ELLIPSIS)
+    assert shown["thing4"].endswith(messages.ELLIPSIS)
 
 
 def test_no_more_than_the_last_four_digits_ever_show():

@@ -20,11 +20,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 from support import Pusher, sim_calls, sim_fault, sim_post
 
-from core import jobs
+from core import schedule
 from core.db import db
-from members.transactions.alerts import pause, recovery
-from members.transactions.alerts import sending as alerts
+from members.transactions.alerts import sending, tasks
 from members.transactions.alerts.models import Delivery
+from wechat import clients, messages
 
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
 SUBSCRIBE_SEND = "/cgi-bin/message/subscribe/send"
@@ -43,20 +43,20 @@ def follower(sim):
 
 def send(app, run_jobs, ids):
     with app.app_context():
-        alerts.enqueue_deliveries(ids)
+        sending.enqueue_deliveries(ids)
     run_jobs()
 
 
 def sweep(app):
     with app.app_context():
-        return recovery.sweep()
+        return tasks.sweep()
 
 
 def kill_after_wechat_answers(monkeypatch):
     def killed(connection, sent):
         raise WorkerKilled
 
-    monkeypatch.setattr(alerts, "record_sent", killed)
+    monkeypatch.setattr(sending, "record_sent", killed)
 
 
 def crash_after_wechat_answers(app, ids):
@@ -64,7 +64,7 @@ def crash_after_wechat_answers(app, ids):
     with pytest.MonkeyPatch.context() as patch:
         kill_after_wechat_answers(patch)
         with app.app_context(), pytest.raises(WorkerKilled):
-            alerts.send_batch(ids)
+            tasks.send_batch(ids)
 
 
 def first_claimed(app, ids, seconds_ago):
@@ -98,7 +98,7 @@ def test_a_worker_killed_after_wechat_answered_leaves_the_alert_sending(app, mon
     ids = queue_alerts(app)
     kill_after_wechat_answers(monkeypatch)
     with app.app_context(), pytest.raises(WorkerKilled):
-        alerts.send_batch(ids)
+        tasks.send_batch(ids)
     (row,) = deliveries(app)
     assert (row.state, row.msgid, row.attempts) == ("sending", None, 1)
     assert sweep(app) == {"exhausted": 0, "resend": 0, "requeue": 0, "finished": 0}  # too young
@@ -142,9 +142,9 @@ def test_a_resend_whose_worker_never_reached_wechat_is_the_holders_only_alert_un
     def killed_before_the_call(*args, **kwargs):
         raise WorkerKilled
 
-    monkeypatch.setattr(alerts, "_deliver", killed_before_the_call)
+    monkeypatch.setattr(sending, "_deliver", killed_before_the_call)
     with app.app_context(), pytest.raises(WorkerKilled):
-        alerts.send_batch(ids)
+        tasks.send_batch(ids)
     monkeypatch.undo()
     age(app, ids)
     sweep(app)
@@ -161,7 +161,7 @@ def test_a_worker_killed_before_recording_a_chunk_leaves_it_all_to_the_sweep(
     ids = queue_alerts(app, 3)
     kill_after_wechat_answers(monkeypatch)
     with app.app_context(), pytest.raises(WorkerKilled):
-        alerts.send_batch(ids)
+        tasks.send_batch(ids)
     monkeypatch.undo()
     assert [(row.state, row.msgid) for row in deliveries(app)] == [("sending", None)] * 3
     assert messages_sent(sim) == 3
@@ -208,12 +208,12 @@ def test_a_resend_is_marked_once_the_window_closes_before_its_call_however_early
     first_claimed(app, ids, 530)  # inside the unmarked part (540 s) when the sweep runs...
     age(app, ids)
     queued = []
-    monkeypatch.setattr(alerts, "enqueue_deliveries", queued.extend)
+    monkeypatch.setattr(sending, "enqueue_deliveries", queued.extend)
     assert sweep(app)["resend"] == 1
     monkeypatch.undo()
     first_claimed(app, ids, 545)  # ...past it when its job gets to WeChat
     with app.app_context():
-        alerts.enqueue_deliveries(queued)
+        sending.enqueue_deliveries(queued)
     run_jobs()
     _, resent = sim_calls(sim, TEMPLATE_SEND)
     assert shows_marker(resent)
@@ -242,7 +242,7 @@ def test_a_delivery_that_keeps_killing_its_worker_is_given_up(app, monkeypatch):
     ids = queue_alerts(app)
     kill_after_wechat_answers(monkeypatch)
     with app.app_context(), pytest.raises(WorkerKilled):
-        alerts.send_batch(ids)
+        tasks.send_batch(ids)
     age(app, ids)
     assert sweep(app)["exhausted"] == 1
     (row,) = deliveries(app)
@@ -254,18 +254,18 @@ def test_a_late_worker_recording_its_send_cancels_the_resend(app, sim, run_jobs,
     """A worker slower than ALERT_STUCK_AFTER still records WeChat's answer; no second send."""
     ids = queue_alerts(app)
     recorded, resends = [], []
-    enqueue_deliveries = alerts.enqueue_deliveries
+    enqueue_deliveries = sending.enqueue_deliveries
 
-    monkeypatch.setattr(alerts, "record_sent", lambda connection, sent: recorded.extend(sent))
+    monkeypatch.setattr(sending, "record_sent", lambda connection, sent: recorded.extend(sent))
     with app.app_context():
-        alerts.send_batch(ids)
+        tasks.send_batch(ids)
     monkeypatch.undo()
     age(app, ids)
-    monkeypatch.setattr(alerts, "enqueue_deliveries", resends.extend)
+    monkeypatch.setattr(sending, "enqueue_deliveries", resends.extend)
     assert sweep(app)["resend"] == 1  # the sweep gave up on that worker...
     monkeypatch.undo()
     with app.app_context(), db.engine.connect() as connection:
-        alerts.record_sent(connection, recorded)  # ...which then comes back with the answer
+        sending.record_sent(connection, recorded)  # ...which then comes back with the answer
         enqueue_deliveries(resends)  # and only now does the resend's job run
     run_jobs()
     (row,) = deliveries(app)
@@ -282,7 +282,7 @@ def test_send_jobs_redis_could_not_take_are_enqueued_by_the_sweep(app, sim, run_
     def refused(*args, **kwargs):
         raise redis_lib.exceptions.ConnectionError("Redis is restarting")
 
-    monkeypatch.setattr(alerts, "enqueue", refused)
+    monkeypatch.setattr(sending, "enqueue", refused)
     send(app, run_jobs, ids)  # no error for the feed that hands them over
     assert [row.state for row in deliveries(app)] == ["queued"] * 3
     monkeypatch.undo()
@@ -315,7 +315,7 @@ def test_redis_restarted_mid_batch_loses_no_alert_and_sends_none_twice(
     monkeypatch.setitem(app.config, "ALERT_BATCH_SIZE", 2)
     monkeypatch.setitem(app.config, "ALERT_SEND_THREADS", 1)
     ids = queue_alerts(app, 6)
-    record = alerts.record_sent
+    record = sending.record_sent
     sends = []
 
     def restart_after_the_second(connection, sent):
@@ -324,7 +324,7 @@ def test_redis_restarted_mid_batch_loses_no_alert_and_sends_none_twice(
         if len(sends) == 2:
             _restart_redis(app)
 
-    monkeypatch.setattr(alerts, "record_sent", restart_after_the_second)
+    monkeypatch.setattr(sending, "record_sent", restart_after_the_second)
     send(app, run_jobs, ids)
     if not app.extensions["redis_embedded"]:
         # The jobs of the other batches died with Redis; their rows wait in the database.
@@ -358,8 +358,8 @@ def test_the_sweep_applies_a_finish_event_both_sides_missed(app, client, sim, ru
 
 def test_the_sweep_runs_periodically_once_per_period_across_processes(app):
     with app.app_context():
-        assert jobs.tick() == ["members.transactions.alerts.recovery.sweep"]
-        assert jobs.tick() == []  # another worker's tick, same period
+        assert schedule.tick() == ["alerts.sweep"]
+        assert schedule.tick() == []  # another worker's tick, same period
 
 
 def test_a_repeated_finish_event_changes_nothing(app, client, sim, run_jobs):
@@ -402,7 +402,7 @@ def test_alerts_redrive_sends_failed_alerts_again(app, sim, run_jobs):
     ids = queue_alerts(app, 3)
     with app.app_context():
         for delivery_id in ids:  # one at a time, so the faults land in order
-            alerts.enqueue_deliveries([delivery_id])
+            sending.enqueue_deliveries([delivery_id])
             run_jobs()
     assert [(r.state, r.errcode) for r in deliveries(app)] == [
         ("failed", 47003), ("failed", 40037), ("sent", None)]
@@ -436,7 +436,7 @@ def test_alerts_redrive_leaves_a_message_wechat_would_drop_as_a_replay(app, clie
 
 def test_alerts_resume_lifts_a_quota_pause(app):
     with app.app_context():
-        pause.pause("template", 45009)
+        clients.official_account_quota().pause(messages.TEMPLATE, 45009)
     runner = app.test_cli_runner()
     assert "template: resumed" in runner.invoke(args=["members", "alerts", "resume",
                                                       "template"]).output

@@ -24,10 +24,10 @@ from support import Pusher, sim_calls, sim_fault, sim_post
 
 from core.db import db
 from members.holders.models import Follower
-from members.transactions.alerts import pause as channels
-from members.transactions.alerts import recovery, sending
+from members.transactions.alerts import sending, tasks
 from members.transactions.alerts.models import Delivery
-from wechat import clients
+from wechat import clients, messages
+from wechat.quota import next_reset
 
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
 SUBSCRIBE_SEND = "/cgi-bin/message/subscribe/send"
@@ -204,9 +204,9 @@ def test_45009_pauses_the_channel_until_the_quota_resets(app, sim, run_jobs, fol
     rows = deliveries(app)
     assert [(r.state, r.attempts, r.errcode) for r in rows] == [("queued", 0, 45009)] * 3
     with app.app_context():
-        until = channels.paused_until("template")
-    margin = timedelta(seconds=app.config["ALERT_QUOTA_RESET_MARGIN"])
-    assert until == channels.next_quota_reset(datetime.now(UTC)) + margin
+        until = clients.official_account_quota().paused_until(messages.TEMPLATE)
+    margin = timedelta(seconds=app.config["WECHAT_QUOTA_RESET_MARGIN"])
+    assert until == next_reset(datetime.now(UTC)) + margin
     assert any(r.levelname == "ERROR" and "quota" in r.getMessage() for r in caplog.records)
     called = len(sim_calls(sim, TEMPLATE_SEND))
     assert 1 <= called <= 3  # in-flight sends may meet the quota too; none starts after
@@ -215,24 +215,24 @@ def test_45009_pauses_the_channel_until_the_quota_resets(app, sim, run_jobs, fol
     age(app, ids)
     with app.app_context():
         sending.enqueue_deliveries(ids)
-        assert recovery.sweep()["requeue"] == 0
+        assert tasks.sweep()["requeue"] == 0
     run_jobs()
     assert len(sim_calls(sim, TEMPLATE_SEND)) == called
 
     # Midnight in Shanghai: the pause expires (here: lifted), the sweep sends the backlog.
     requests.delete(f"{sim.url}/sim/faults", timeout=5).raise_for_status()
     with app.app_context():
-        assert channels.resume("template")
-        assert recovery.sweep()["requeue"] == 3
+        assert sending.resume("template")
+        assert tasks.sweep()["requeue"] == 3
     run_jobs()
     assert states(app) == ["sent"] * 3
     assert messages_sent(sim) == 3
 
 
 def test_next_quota_reset_is_midnight_in_shanghai():
-    assert channels.next_quota_reset(datetime(2026, 11, 21, 15, 59, tzinfo=UTC)) == \
+    assert next_reset(datetime(2026, 11, 21, 15, 59, tzinfo=UTC)) == \
         datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
-    assert channels.next_quota_reset(datetime(2026, 11, 21, 16, 0, tzinfo=UTC)) == \
+    assert next_reset(datetime(2026, 11, 21, 16, 0, tzinfo=UTC)) == \
         datetime(2026, 11, 22, 16, 0, tzinfo=UTC)
 
 
@@ -283,7 +283,7 @@ def test_two_workers_on_the_same_deliveries_send_each_once(app, sim, follower):
         with app.app_context():
             barrier.wait()
             try:
-                sending.send_batch(ids)
+                tasks.send_batch(ids)
             except Exception as exc:  # collected and asserted below
                 errors.append(exc)
 
@@ -308,7 +308,7 @@ def test_a_claim_skips_rows_another_worker_holds_instead_of_waiting(app, sim, fo
 
     def worker():
         with app.app_context():
-            sending.send_batch(ids)
+            tasks.send_batch(ids)
         done.set()
 
     with app.app_context(), db.engine.connect() as other:
@@ -367,7 +367,7 @@ def test_a_job_claims_and_records_each_chunk_in_one_statement(app, sim, follower
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", count)
         try:
-            sending.send_batch(ids)
+            tasks.send_batch(ids)
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
     assert states(app) == ["sent"] * 10
@@ -391,8 +391,8 @@ def test_a_job_reads_the_access_token_from_redis_once(app, sim, follower, monkey
 
     monkeypatch.setattr(redis, "get", get)
     with app.app_context():
-        sending.send_batch(ids)
-        sending.send_batch(queue_alerts(app, 2))  # the next job asks Redis again
+        tasks.send_batch(ids)
+        tasks.send_batch(queue_alerts(app, 2))  # the next job asks Redis again
     assert states(app) == ["sent"] * 7
     assert [name for name in reads if name in (key, key.decode())] == [key.decode()] * 2
 

@@ -10,9 +10,10 @@ from datetime import datetime
 import click
 from flask.cli import AppGroup
 
+from core.db import db
 from members.protection.audit import parse_since
 from members.protection.masking import mask_card
-from members.transactions.alerts import pause, recovery
+from members.transactions.alerts import recovery, sending
 from members.transactions.alerts.content import local_time, yuan
 from members.transactions.alerts.models import Delivery
 
@@ -68,6 +69,7 @@ def _at(moment: datetime | None) -> str | None:
 def alerts_redrive_command(since: datetime | None, errcode: int | None, dry_run: bool) -> None:
     """Send failed alerts again."""
     report = recovery.redrive(since=since, errcode=errcode, dry_run=dry_run)
+    db.session.commit()
     verb = "would re-drive" if dry_run else "re-driven"
     click.echo(f"{verb}: {len(report.ids)} alert(s)")
     if report.too_recent:
@@ -76,7 +78,7 @@ def alerts_redrive_command(since: datetime | None, errcode: int | None, dry_run:
 
 
 @alerts_cli.command("resume")
-@click.argument("channel", type=click.Choice(pause.CHANNELS))
+@click.argument("channel", type=click.Choice(sorted(sending.CHANNELS)))
 def alerts_resume_command(channel: str) -> None:
     """Lift CHANNEL's quota pause now (WeChat raised the quota); the sweep sends its backlog."""
-    click.echo(f"{channel}: {'resumed' if pause.resume(channel) else 'was not paused'}")
+    click.echo(f"{channel}: {'resumed' if sending.resume(channel) else 'was not paused'}")

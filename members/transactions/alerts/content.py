@@ -17,13 +17,10 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from members.protection.masking import mask_card
+from wechat import messages
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DIRECTIONS = {"debit": "支出", "credit": "入账"}
-# WeChat's length limits of typed keys (wechat-platform.md §3.12); a longer value is
-# refused with 47003 and the alert lost, so the value is cut instead.
-TYPED_LIMITS = {"thing": 20}
-ELLIPSIS = "…"
 
 
 @dataclass(frozen=True)
@@ -97,37 +94,25 @@ def fields(alert: Alert, marked: bool, config: Mapping[str, Any]) -> dict[str, s
     return values
 
 
-def _data(values: Mapping[str, str], keywords: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    return {keyword: {"value": _fit(keyword, values[name])}
-            for name, keyword in keywords.items() if name in values}
-
-
-def _fit(keyword: str, value: str) -> str:
-    limit = TYPED_LIMITS.get(keyword.rstrip("0123456789"))
-    if limit is None or len(value) <= limit:
-        return value
-    return value[: limit - len(ELLIPSIS)] + ELLIPSIS
+def _keyword_values(values: Mapping[str, str], keywords: Mapping[str, str]) -> dict[str, str]:
+    """Our fields → the template's keywords (only those configured and present)."""
+    return {keyword: values[name] for name, keyword in keywords.items() if name in values}
 
 
 def template_message(alert: Alert, marked: bool, config: Mapping[str, Any]) -> dict[str, Any]:
     """Body of ``message/template/send`` (official account)."""
-    body: dict[str, Any] = {
-        "touser": alert.openid,
-        "template_id": config["WECHAT_TXN_TEMPLATE_ID"],
-        "client_msg_id": client_msg_id(alert),
-        "data": _data(fields(alert, marked, config), config["WECHAT_TXN_TEMPLATE_FIELDS"]),
-    }
     base = config["PUBLIC_BASE_URL"].rstrip("/")
-    if base:
-        body["url"] = base + config["ALERT_H5_PATH"].format(txn_id=quote(alert.txn_id, safe=""))
-    return body
+    url = base + config["ALERT_H5_PATH"].format(txn_id=quote(alert.txn_id, safe="")) \
+        if base else None
+    return messages.template(
+        alert.openid, config["WECHAT_TXN_TEMPLATE_ID"],
+        _keyword_values(fields(alert, marked, config), config["WECHAT_TXN_TEMPLATE_FIELDS"]),
+        client_msg_id=client_msg_id(alert), url=url)
 
 
 def subscribe_message(alert: Alert, marked: bool, config: Mapping[str, Any]) -> dict[str, Any]:
     """Body of ``message/subscribe/send`` (mini-program; it has no client_msg_id)."""
-    return {
-        "touser": alert.openid,
-        "template_id": config["MINIAPP_TXN_TEMPLATE_ID"],
-        "page": config["MINIAPP_TXN_PAGE"].format(txn_id=quote(alert.txn_id, safe="")),
-        "data": _data(fields(alert, marked, config), config["MINIAPP_TXN_TEMPLATE_FIELDS"]),
-    }
+    return messages.miniapp_subscribe(
+        alert.openid, config["MINIAPP_TXN_TEMPLATE_ID"],
+        _keyword_values(fields(alert, marked, config), config["MINIAPP_TXN_TEMPLATE_FIELDS"]),
+        page=config["MINIAPP_TXN_PAGE"].format(txn_id=quote(alert.txn_id, safe="")))

@@ -2,7 +2,7 @@
 
 The database, not Redis, says what is still to be sent: a delivery is
 ``queued`` or ``sending`` until WeChat has answered for it. The sweep (run
-periodically by ``core.jobs.every``) turns that into jobs again whatever Redis
+periodically: ``tasks.sweep``) turns that into jobs again whatever Redis
 lost: a restart that dropped the queue, a job that never got enqueued, a
 channel whose quota pause has lifted, a worker killed while sending.
 """
@@ -13,20 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
 from core.db import db, utcnow
-from core.jobs import every
-from core.metrics import ALERT_RECOVERED
-from members.transactions.alerts import pause as channels
-from members.transactions.alerts import sending as alerts
+from core.jobs import call_after_commit
+from members.transactions.alerts import sending
+from members.transactions.alerts.metrics import ALERT_RECOVERED
 from members.transactions.alerts.models import Delivery, TemplateJobResult
 from members.transactions.models import Transaction
-
-
-def init_app(app: Flask) -> None:
-    every(app, app.config["ALERT_SWEEP_INTERVAL"], sweep)
 
 
 def _update_returning_ids(where: list[Any], values: dict[str, Any]) -> list[int]:
@@ -36,7 +31,8 @@ def _update_returning_ids(where: list[Any], values: dict[str, Any]) -> list[int]
 
 
 def sweep() -> dict[str, int]:
-    """Job: re-drive deliveries stuck in ``sending`` or ``queued``; counts by kind.
+    """Re-drive deliveries stuck in ``sending`` or ``queued``; counts by kind. The caller
+    commits (``tasks.sweep``); their send jobs are enqueued after that commit.
 
     Each statement is conditional on the state it found, so concurrent sweeps,
     workers and ``redrive`` never move one row twice.
@@ -52,20 +48,19 @@ def sweep() -> dict[str, int]:
         {"state": "failed", "error": "worker lost while sending, attempts used up",
          "finished_at": now, "updated_at": now})
     # Whether WeChat got it is unknown: send again under the same client_msg_id, as a resend
-    # (marked only if WeChat could show it twice by the time it is sent: alerts._deliver).
+    # (marked only if WeChat could show it twice by the time it is sent: sending._deliver).
     resend = _update_returning_ids(stuck, {"state": "queued", "resend": True, "updated_at": now})
     # Queued this long: its job is gone (or its channel was paused); touching updated_at
     # keeps the next sweeps off it while the new job waits in the queue.
     lost = (select(Delivery.id)
             .where(Delivery.state == "queued", Delivery.updated_at < cutoff,
-                   Delivery.channel.not_in(sorted(channels.paused_channels())))
+                   Delivery.channel.not_in(sorted(sending.paused_channels())))
             .order_by(Delivery.id).limit(config["ALERT_SWEEP_LIMIT"]))
     requeue = _update_returning_ids(
         [Delivery.id.in_(lost), Delivery.state == "queued"],
         {"updated_at": now})
     finished = _apply_early_results(now, cutoff)
-    db.session.commit()
-    alerts.enqueue_deliveries(resend + requeue)
+    call_after_commit(sending.enqueue_deliveries, resend + requeue)
     counts = {"exhausted": len(exhausted), "resend": len(resend), "requeue": len(requeue)}
     for kind, count in counts.items():
         ALERT_RECOVERED.labels(kind=kind).inc(count)
@@ -83,7 +78,7 @@ def _apply_early_results(now: datetime, since: datetime) -> int:
     return len(_update_returning_ids(
         [Delivery.state == "sent", Delivery.channel == "template",
          Delivery.updated_at >= since, status.is_not(None)],
-        {**alerts.finished_values(status, now), "updated_at": now}))
+        {**sending.finished_values(status, now), "updated_at": now}))
 
 
 @dataclass(frozen=True)
@@ -98,6 +93,7 @@ def redrive(since: datetime | None = None, errcode: int | None = None,
 
     One WeChat accepted and then reported failed is left alone while WeChat
     would still take a new send of its client_msg_id for a replay and drop it.
+    The caller commits; the send jobs are enqueued after that commit.
     """
     config = current_app.config
     now = utcnow()
@@ -119,8 +115,7 @@ def redrive(since: datetime | None = None, errcode: int | None = None,
         [*where, replayable],
         {"state": "queued", "attempts": 0, "errcode": None, "error": None, "msgid": None,
          "marked": False, "sent_at": None, "finished_at": None, "updated_at": now})
-    db.session.commit()
-    alerts.enqueue_deliveries(ids)
+    call_after_commit(sending.enqueue_deliveries, ids)
     return Redrive(ids, too_recent)
 
 

@@ -1,4 +1,6 @@
-"""Sending transaction alerts: the send job and the state machine of each delivery.
+"""Sending transaction alerts: the body of the send job (``tasks.send_batch``) and the state
+machine of each delivery. Unlike a service, it owns its transactions: each sending thread
+commits its claims before WeChat is called and its records as soon as WeChat answered.
 
 ::
 
@@ -8,7 +10,7 @@
       │                  │  own retries), attempts left: back, tried later
       ├──────────────────┤─ 45009: back, channel paused until the quota resets
       │                  └─ any other errcode (43004, 43101, …) ──▶ failed, errcode kept
-      └── sweep (members.alert_recovery): sending too long ─▶ queued as a resend
+      └── sweep (alerts.recovery): sending too long ─▶ queued as a resend
 
 Exactly once as far as WeChat allows: each sending thread claims its chunk of a
 job's deliveries (queued → sending, one conditional UPDATE, committed) before
@@ -54,32 +56,61 @@ from sqlalchemy import (
 
 from core.db import UTCDateTime, db, utcnow
 from core.jobs import enqueue
-from core.metrics import ALERT_LATENCY, ALERT_QUEUE_LAG, ALERT_RESENDS, ALERT_SENDS
 from members.holders import followers
-from members.transactions.alerts import content
-from members.transactions.alerts import pause as channels
+from members.transactions.alerts import content, tasks
 from members.transactions.alerts.content import Alert
+from members.transactions.alerts.metrics import (
+    ALERT_LATENCY,
+    ALERT_QUEUE_LAG,
+    ALERT_RESENDS,
+    ALERT_SENDS,
+)
 from members.transactions.alerts.models import Delivery, TemplateJobResult
 from members.transactions.models import Transaction
-from wechat import clients
+from wechat import clients, messages
 from wechat.client import WeChatAPIClient
-from wechat.errors import WeChatAPIError, WeChatUnavailable, outcome_label
+from wechat.errors import (
+    NotFollowing,
+    QuotaExhausted,
+    WeChatAPIError,
+    WeChatUnavailable,
+    outcome_label,
+)
+from wechat.quota import QuotaGuard
 
 log = logging.getLogger(__name__)
 
-NOT_FOLLOWING = 43004
-QUOTA_REACHED = 45009
 # TEMPLATESENDJOBFINISH's Status → the delivery's state; any other status is a failure.
 FINISHED_STATES = {"success": "delivered", "failed:user block": "refused"}
 
-Builder = Callable[[Alert, bool, Any], dict[str, Any]]
-# channel → (its WeChat client, endpoint under /cgi-bin/, request body builder)
-CHANNEL_APIS: dict[str, tuple[Callable[[], WeChatAPIClient], str, Builder]] = {
-    "template": (clients.official_account, "message/template/send",
-                 content.template_message),
-    "subscribe": (clients.mini_program, "message/subscribe/send",
-                  content.subscribe_message),
+
+class Channel(NamedTuple):
+    """Where a delivery of this channel goes: the WeChat app, its quota guard, the API."""
+
+    client: Callable[[], WeChatAPIClient]
+    quota: Callable[[], QuotaGuard]
+    api: str
+    build: Callable[[Alert, bool, Any], dict[str, Any]]
+
+
+CHANNELS: dict[str, Channel] = {
+    "template": Channel(clients.official_account, clients.official_account_quota,
+                        messages.TEMPLATE, content.template_message),
+    "subscribe": Channel(clients.mini_program, clients.mini_program_quota,
+                         messages.MINIAPP_SUBSCRIBE, content.subscribe_message),
 }
+
+
+def paused_channels() -> set[str]:
+    """Channels whose WeChat API is paused by its quota (wechat.quota) right now."""
+    return {name for name, channel in CHANNELS.items()
+            if channel.quota().paused_until(channel.api)}
+
+
+def resume(name: str) -> bool:
+    """Lift a quota pause of channel ``name`` early; True when there was one."""
+    channel = CHANNELS[name]
+    return channel.quota().resume(channel.api)
 
 
 class Claim(NamedTuple):
@@ -113,14 +144,15 @@ def enqueue_deliveries(delivery_ids: list[int], at: datetime | None = None) -> N
     due = (at or datetime.now(UTC)).timestamp()
     try:
         for start in range(0, len(delivery_ids), size):
-            enqueue(send_batch, delivery_ids[start:start + size], due, at=at)
+            enqueue(tasks.send_batch, delivery_ids[start:start + size], due, at=at,
+                    queue=tasks.QUEUE)
     except RedisError:
         log.warning("send jobs not enqueued; the recovery sweep will enqueue them",
                     exc_info=True, extra={"deliveries": len(delivery_ids)})
 
 
-def send_batch(delivery_ids: list[int], due: float | None = None) -> None:
-    """Job: send the still-queued deliveries among ``delivery_ids``, several at a time.
+def send_deliveries(delivery_ids: list[int], due: float | None = None) -> None:
+    """Send the still-queued deliveries among ``delivery_ids``, several at a time.
 
     The deliveries are split into one chunk per sending thread; a thread claims
     its chunk in one statement, sends it, and records what WeChat accepted in
@@ -129,7 +161,7 @@ def send_batch(delivery_ids: list[int], due: float | None = None) -> None:
     if due is not None:
         ALERT_QUEUE_LAG.observe(max(0.0, time.time() - due))
     # A paused channel's rows stay queued; the sweep re-drives them once the pause lifts.
-    paused = channels.paused_channels()
+    paused = paused_channels()
     with db.engine.connect() as connection:
         alerts = _sendable(connection, _load(connection, delivery_ids), paused)
     threads = min(current_app.config["ALERT_SEND_THREADS"], len(alerts))
@@ -171,7 +203,7 @@ def _tokens_held(channels_used: set[str]) -> ExitStack:
     """The job's threads reuse their clients' access tokens instead of reading Redis per call."""
     stack = ExitStack()
     for channel in sorted(channels_used):
-        stack.enter_context(CHANNEL_APIS[channel][0]().tokens.held())
+        stack.enter_context(CHANNELS[channel].client().tokens.held())
     return stack
 
 
@@ -206,22 +238,23 @@ def _deliver(connection: Connection, alert: Alert, claim: Claim,
     """Send one claimed delivery; what WeChat accepted, or None when it did not (an outcome
     other than sent is recorded here: those are rare)."""
     if alert.channel in paused:  # another thread met the quota since the claim
-        _give_back(connection, alert, QUOTA_REACHED, "channel paused: daily quota used up")
+        _give_back(connection, alert, QuotaExhausted.DAILY, "channel paused: daily quota used up")
         return None
-    client, endpoint, build = CHANNEL_APIS[alert.channel]
+    channel = CHANNELS[alert.channel]
     config = current_app.config
     # Decided now, as WeChat is called, not at the claim: a chunk's sends run one after
     # another, each up to the client's retries.
     marked = content.marked(alert.channel, claim.resend, claim.first_claimed_at,
                                   utcnow(), config)
     try:
-        answer = client().post(endpoint, data=build(alert, marked, config))
+        msgid = messages.send(channel.client(), channel.api,
+                              channel.build(alert, marked, config))
     except WeChatUnavailable as exc:
         _retry_later(connection, alert, claim.attempts, exc)
     except WeChatAPIError as exc:
         _refused(connection, alert, exc, paused)
     else:
-        return Sent(alert, str(answer["msgid"]), utcnow(), claim.resend, marked)
+        return Sent(alert, str(msgid), utcnow(), claim.resend, marked)
     return None
 
 
@@ -262,8 +295,11 @@ def record_sent(connection: Connection, sent: list[Sent]) -> None:
         if rows:
             connection.execute(statement, rows)  # executemany: one round trip (pipelined)
     connection.commit()
-    for channel, count in Counter(one.alert.channel for one in sent).items():
-        ALERT_SENDS.labels(channel=channel, errcode="0").inc(count)
+    for name, count in Counter(one.alert.channel for one in sent).items():
+        ALERT_SENDS.labels(channel=name, errcode="0").inc(count)
+        channel = CHANNELS[name]
+        # Alerts come first: counted against the day's quota, never held back by it.
+        channel.quota().count(channel.api, count)
     for marked, count in Counter(one.marked for one in sent if one.resend).items():
         ALERT_RESENDS.labels(marked=str(marked).lower()).inc(count)
     for one in sent:
@@ -293,15 +329,16 @@ def _retry_later(connection: Connection, alert: Alert, attempts: int,
 def _refused(connection: Connection, alert: Alert, error: WeChatAPIError,
              paused: set[str]) -> None:
     """WeChat answered an errcode its client does not retry."""
-    if error.errcode == QUOTA_REACHED:
+    if isinstance(error, QuotaExhausted):
         ALERT_SENDS.labels(channel=alert.channel, errcode=outcome_label(error)).inc()
-        channels.pause(alert.channel, error.errcode)
+        channel = CHANNELS[alert.channel]
+        channel.quota().pause(channel.api, error.errcode)
         paused.add(alert.channel)  # this batch's other threads stop too
         _give_back(connection, alert, error.errcode, str(error))
         return
-    if error.errcode == NOT_FOLLOWING:
+    if isinstance(error, NotFollowing):
         followers.mark_not_following(alert.openid)
-        db.session.commit()
+        db.session.commit()  # this thread's own unit of work, like every transition here
     _fail(connection, alert, error.errcode, str(error), outcome_label(error))
 
 
