@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from core.db import db
+
 
 class ApiError(Exception):
     """Raised by services and blueprints; rendered as the contract's JSON error."""
@@ -18,6 +20,27 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+class Refusal(ApiError):
+    """A refusal whose record must outlive it.
+
+    A refused request normally changes nothing: its unit of work is rolled back. Some
+    refusals are facts to keep: a wrong code counted against its challenge (and the card
+    lock it may trigger), a flood or a refused region in the audit trail, a login WeChat
+    refused. Without the record the next attempt would find nothing, and an attacker
+    could try forever. A service raises ``Refusal`` for those, having added what must be
+    kept to the session; ``finish_refused`` then commits it. That is the one place where
+    a refusal commits: services never do.
+    """
+
+
+def finish_refused(exc: ApiError) -> None:
+    """End a refused request's unit of work: keep what a ``Refusal`` recorded, drop the rest."""
+    if isinstance(exc, Refusal):
+        db.session.commit()
+    else:
+        db.session.rollback()
+
+
 def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> Response:
     response = jsonify(error=code, message=message)
@@ -27,6 +50,7 @@ def error_response(status: int, code: str, message: str,
 
 
 def _api_error(exc: ApiError) -> Response:
+    finish_refused(exc)
     return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 

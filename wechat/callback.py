@@ -1,10 +1,12 @@
 """``/wechat/callback``: URL verification and pushes from WeChat's servers.
 
-Order of checks for a push, cheapest and most decisive first: body size,
-timestamp window, signature, (safe mode) envelope + msg_signature + decrypt,
-safe parse, dedupe, dispatch. A bad signature is 403; malformed or hostile
-input is 400 and touches nothing. Our own failure releases the dedupe claim
-and answers 503, so WeChat's retry redoes the work rather than losing it.
+A push goes top to bottom, cheapest and most decisive checks first: check
+(body size, timestamp window, signature, mode), open (``wechat.inbound.Opener``:
+envelope, msg_signature, decrypt, parse, addressee), dedupe, dispatch, reply. A
+bad signature is 403; malformed or hostile input is 400 and touches nothing.
+The callback owns the unit of work of the handlers it dispatches to: it commits
+once they all ran. Our own failure rolls back, releases the dedupe claim and
+answers 503, so WeChat's retry redoes the work rather than losing it.
 
 The endpoint is plain WSGI in front of the Flask app rather than a Flask view.
 Pushes are the account's hottest path and use none of Flask's request
@@ -30,9 +32,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 from core import logs
 from core.db import db
 from wechat import dispatch
-from wechat.crypto import CryptoError, MessageCrypto, signature_matches
+from wechat.crypto import CryptoError, signature_matches
 from wechat.dedupe import ReplyCache
-from wechat.inbound import BadMessage, Inbound, envelope_fields, parse
+from wechat.inbound import BadMessage, Forged, Inbound, Opener
 from wechat.metrics import CALLBACKS
 from wechat.replies import render
 
@@ -81,10 +83,6 @@ def _query(environ: Environ) -> dict[str, str]:
     return args
 
 
-class _Forged(Exception):
-    """msg_signature does not match the encrypted payload."""
-
-
 class CallbackEndpoint:
     """WSGI middleware answering ``PATH`` itself and passing every other path to ``downstream``."""
 
@@ -93,13 +91,12 @@ class CallbackEndpoint:
         self.app = app
         self.downstream = downstream
         self.token: str = config["WECHAT_TOKEN"]
-        self.original_id: str = config["WECHAT_ORIGINAL_ID"]
         self.plaintext_allowed: bool = config["CALLBACK_PLAINTEXT_ALLOWED"]
         self.max_bytes: int = config["CALLBACK_MAX_BYTES"]
         self.window: int = config["CALLBACK_TIMESTAMP_WINDOW"]
         self.retry_wait: float = config["CALLBACK_RETRY_WAIT"]
-        self.crypto = MessageCrypto(config["WECHAT_TOKEN"], config["WECHAT_AES_KEY"],
-                                    config["WECHAT_APP_ID"])
+        self.opener = Opener(config["WECHAT_TOKEN"], config["WECHAT_AES_KEY"],
+                             config["WECHAT_APP_ID"], config["WECHAT_ORIGINAL_ID"])
         self.replies = ReplyCache(app.extensions["redis"], config["CALLBACK_DEDUPE_TTL"])
         self.dispatcher = dispatch.get_dispatcher(app)
 
@@ -150,32 +147,6 @@ class CallbackEndpoint:
         body = environ["wsgi.input"].read(self.max_bytes + 1 if length is None else length)
         return None if len(body) > self.max_bytes else body
 
-    def _open(self, body: bytes, args: dict[str, str], encrypted: bool) -> Inbound:
-        """The push inside the body: in safe mode, msg_signature checked over the envelope's
-        Encrypt, decrypted, and addressed as the envelope is; then parsed and addressed to us.
-        """
-        if not encrypted:
-            return self._addressed(parse(body))
-        envelope = envelope_fields(body)
-        ciphertext = envelope.get("Encrypt")
-        if not ciphertext:
-            raise BadMessage("Encrypt is missing")
-        if not signature_matches(args.get("msg_signature", ""), self.token,
-                                 args.get("timestamp", ""), args.get("nonce", ""), ciphertext):
-            raise _Forged
-        inbound = parse(self.crypto.decrypt(ciphertext))
-        outer = envelope.get("ToUserName")
-        if outer is not None and outer != inbound.data.get("ToUserName"):
-            raise BadMessage("the envelope and the message name different accounts")
-        return self._addressed(inbound)
-
-    def _addressed(self, inbound: Inbound) -> Inbound:
-        # A signed push for another account (one token shared by mistake, or a replayed
-        # capture) is not ours to act on.
-        if inbound.data.get("ToUserName") != self.original_id:
-            raise BadMessage("the push is addressed to another account")
-        return inbound
-
     # -- the two requests -----------------------------------------------------------------------
 
     def _verify_url(self, args: dict[str, str]) -> _Answer:
@@ -185,35 +156,40 @@ class CallbackEndpoint:
         return _text(args.get("echostr", ""))
 
     def _receive(self, environ: Environ) -> _Answer:
+        """A push, top to bottom: check, open, answer once (dedupe, dispatch), reply."""
         body = self._body(environ)
         if body is None:
             return _refuse(413, "too_large", "body too large")
         args = _query(environ)
-        if not self._fresh(args.get("timestamp", "")):
-            return _refuse(403, "stale", "timestamp outside the accepted window")
-        if not self._signed(args):
-            return _refuse(403, "bad_signature", "invalid signature")
+        refused = self._check(args)
+        if refused:
+            return refused
         encrypted = args.get("encrypt_type") == "aes"
-        if not encrypted and not self.plaintext_allowed:
-            # WeChat's plaintext signature covers timestamp and nonce, not the body: a
-            # captured query string would carry any body for the timestamp window.
-            return _refuse(403, "plaintext_refused", "plaintext pushes are not accepted")
         try:
-            inbound = self._open(body, args, encrypted)
-        except _Forged:
+            inbound = self.opener.open(body, args, encrypted)
+        except Forged:
             return _refuse(403, "bad_signature", "invalid msg_signature")
         except (BadMessage, CryptoError) as exc:
             return _refuse(400, "bad_request", str(exc))
-
         reply = self._reply(inbound)
         if reply is None:
             return _text("server busy", 503)
         if not reply:
             return _text("success")
-        if encrypted:
-            reply = self.crypto.envelope(reply, str(int(time.time())),
-                                         args.get("nonce", "")).encode()
-        return _Answer(200, reply, _XML)
+        return _Answer(200, self.opener.seal(reply, args.get("nonce", "")) if encrypted
+                       else reply, _XML)
+
+    def _check(self, args: dict[str, str]) -> _Answer | None:
+        """The query's timestamp, signature and mode; the refusal, or None when they pass."""
+        if not self._fresh(args.get("timestamp", "")):
+            return _refuse(403, "stale", "timestamp outside the accepted window")
+        if not self._signed(args):
+            return _refuse(403, "bad_signature", "invalid signature")
+        if args.get("encrypt_type") != "aes" and not self.plaintext_allowed:
+            # WeChat's plaintext signature covers timestamp and nonce, not the body: a
+            # captured query string would carry any body for the timestamp window.
+            return _refuse(403, "plaintext_refused", "plaintext pushes are not accepted")
+        return None
 
     # -- answering once -------------------------------------------------------------------------
 

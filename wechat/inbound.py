@@ -22,6 +22,7 @@ largest single cost of a push (bench/callback.py).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,8 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from wechatpy.events import EVENT_TYPES
 from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
+
+from wechat.crypto import MessageCrypto, signature_matches
 
 # Follows that came through a QR code carry the scene as 'qrscene_' + scene.
 _SCENE_PREFIX = "qrscene_"
@@ -183,3 +186,49 @@ def _dedupe_key(data: dict[str, Any], kind: str) -> str:
         return f"msg:{data['MsgId']}"
     detail = data.get("EventKey") or data.get("MsgID") or ""
     return f"evt:{data['FromUserName']}:{data['CreateTime']}:{kind}:{detail}"
+
+
+class Forged(Exception):
+    """msg_signature does not match the encrypted payload."""
+
+
+class Opener:
+    """Opens a checked push: the one step from a body to the message in it.
+
+    Safe mode: the envelope's Encrypt must carry ``msg_signature`` (``Forged``
+    otherwise), is decrypted, and the message must be addressed as its envelope is.
+    Either mode: the message is parsed by ``parse`` and must be addressed to
+    ``original_id``: a signed push for another account (a token shared by mistake, a
+    replayed capture) is not ours to act on. Anything malformed is ``BadMessage`` or
+    ``CryptoError`` (both 400).
+    """
+
+    def __init__(self, token: str, aes_key: str, app_id: str, original_id: str) -> None:
+        self.token = token
+        self.original_id = original_id
+        self.crypto = MessageCrypto(token, aes_key, app_id)
+
+    def open(self, body: bytes, query: dict[str, str], encrypted: bool) -> Inbound:
+        if not encrypted:
+            return self._addressed(parse(body))
+        envelope = envelope_fields(body)
+        ciphertext = envelope.get("Encrypt")
+        if not ciphertext:
+            raise BadMessage("Encrypt is missing")
+        if not signature_matches(query.get("msg_signature", ""), self.token,
+                                 query.get("timestamp", ""), query.get("nonce", ""), ciphertext):
+            raise Forged
+        inbound = parse(self.crypto.decrypt(ciphertext))
+        outer = envelope.get("ToUserName")
+        if outer is not None and outer != inbound.data.get("ToUserName"):
+            raise BadMessage("the envelope and the message name different accounts")
+        return self._addressed(inbound)
+
+    def seal(self, reply: bytes, nonce: str) -> bytes:
+        """A safe-mode reply: encrypted and signed in its envelope."""
+        return self.crypto.envelope(reply, str(int(time.time())), nonce).encode()
+
+    def _addressed(self, inbound: Inbound) -> Inbound:
+        if inbound.data.get("ToUserName") != self.original_id:
+            raise BadMessage("the push is addressed to another account")
+        return inbound

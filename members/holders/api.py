@@ -16,7 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from core.client_ip import request_client_ip
 from core.db import db
-from core.errors import ApiError
+from core.errors import ApiError, Refusal
 from core.jsonapi import json_body
 from members.holders import binding, sessions
 from members.holders.binding import MINIAPP, Actor, Origin
@@ -40,9 +40,9 @@ def request_origin() -> Origin:
     region = regions.classify(ip)
     try:
         regions.enforce_policy(region)
-    except ApiError:
-        audit.record_now("region_refused", ip=ip, region=region.name, path=request.path)
-        raise
+    except ApiError as exc:
+        audit.record("region_refused", ip=ip, region=region.name, path=request.path)
+        raise Refusal(exc.status, exc.code, exc.message, exc.headers) from None
     return Origin(ip=ip, region=region.name, local=region.local)
 
 

@@ -25,7 +25,7 @@ from flask import current_app
 from sqlalchemy import and_, bindparam, case, or_, select
 
 from core.db import db, utcnow
-from core.errors import ApiError
+from core.errors import ApiError, Refusal
 from core.jobs import enqueue_after_commit
 from core.kv import get_redis
 from members.holders import sms
@@ -134,7 +134,7 @@ def confirm(actor: Actor, origin: Origin, challenge_id: str, code: str) -> CardH
     holder = db.session.get(CardHolder, challenge.holder_id) if challenge.holder_id else None
     if not correct or holder is None or _locked(holder):
         _fail(actor, origin, challenge, holder)
-        raise _invalid("invalid_code", "the code is not correct")
+        raise Refusal(400, "invalid_code", "the code is not correct")
     challenge.consumed_at = utcnow()
     _bind(holder, actor, origin)
     return holder
@@ -151,7 +151,7 @@ def _challenge_for_update(challenge_id: str) -> BindChallenge | None:
 
 def _fail(actor: Actor, origin: Origin, challenge: BindChallenge,
           holder: CardHolder | None) -> None:
-    """Keep the failed try (it must survive the error answer) and lock the card if due."""
+    """Count the failed try and lock the card if due; kept by the Refusal that follows."""
     audit.record("code_failed", openid=actor.openid, card_index=challenge.card_index,
                  ip=origin.ip, region=origin.region, attempt=challenge.attempts)
     if holder is not None and not _locked(holder) and _failures_reach_limit(holder):
@@ -161,7 +161,6 @@ def _fail(actor: Actor, origin: Origin, challenge: BindChallenge,
                      region=origin.region, minutes=config["CARD_LOCK_SECONDS"] // 60)
         phone = vault().decrypt(holder.phone, "card_holder.phone")
         sms.send_after_commit(phone, LOCK_NOTICE)
-    db.session.commit()
 
 
 def _failures_reach_limit(holder: CardHolder) -> bool:

@@ -38,7 +38,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
 from core.db import db
-from core.errors import ApiError
+from core.errors import ApiError, finish_refused
 from members.holders import binding, oa_login
 from members.holders.api import request_origin
 from members.holders.models import CardHolder
@@ -226,7 +226,7 @@ def unbind() -> Any:
     try:
         binding.unbind(actor, request_origin())
     except ApiError as exc:
-        db.session.rollback()
+        finish_refused(exc)
         return _error_page(exc.status, "解除绑定失败", _message(exc), exc.headers)
     db.session.commit()
     flash("已解除绑定。")
@@ -251,7 +251,7 @@ def _message(exc: ApiError) -> str:
 
 def _refused(exc: ApiError, template: str, message: str | None = None, **context: Any) -> Page:
     """The form again, with what went wrong, under the refusal's status (and Retry-After)."""
-    db.session.rollback()  # keep nothing of the refused attempt but what the service committed
+    finish_refused(exc)  # keep nothing of the refused attempt but what a Refusal records
     log.info("bind page refusal", extra={"error": exc.code, "status": exc.status})
     page = render_template(template, error=message or _message(exc), **context)
     return page, exc.status, exc.headers

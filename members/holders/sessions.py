@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 
 from core.db import db, utcnow
-from core.errors import ApiError
+from core.errors import ApiError, Refusal
 from members.holders.binding import MINIAPP, Actor, holder_of
 from members.holders.models import MemberSession
 from members.protection import audit
@@ -44,21 +44,22 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _wechat_refusal(exc: WeChatAPIError) -> ApiError:
-    """What WeChat's refusal of a login or phone code means for the caller."""
+def _wechat_refusal(exc: WeChatAPIError) -> Refusal:
+    """What WeChat's refusal of a login or phone code means for the caller (a Refusal: the
+    audit trail keeps the failed login)."""
     if isinstance(exc, WeChatUnavailable):
-        return ApiError(503, "wechat_unavailable", "WeChat did not answer; retry shortly",
+        return Refusal(503, "wechat_unavailable", "WeChat did not answer; retry shortly",
                         {"Retry-After": "5"})
     if isinstance(exc, CodeRejected):
         if exc.errcode == CODE_USED:
-            return ApiError(400, "code_used", "the code was already used; call wx.login again")
-        return ApiError(400, "invalid_code", "the code is invalid or expired; call wx.login again")
+            return Refusal(400, "code_used", "the code was already used; call wx.login again")
+        return Refusal(400, "invalid_code", "the code is invalid or expired; call wx.login again")
     if isinstance(exc, UserRateLimited):
-        return ApiError(429, "wechat_rate_limited",
+        return Refusal(429, "wechat_rate_limited",
                         "WeChat limits logins for this user; retry shortly", {"Retry-After": "60"})
     if isinstance(exc, RiskyUser):
-        return ApiError(403, "risky_user", "WeChat blocked this user as high-risk")
-    return ApiError(502, "wechat_error", f"WeChat refused the request ({exc.errcode})")
+        return Refusal(403, "risky_user", "WeChat blocked this user as high-risk")
+    return Refusal(502, "wechat_error", f"WeChat refused the request ({exc.errcode})")
 
 
 def login(code: str, ip: str, region: str | None) -> Login:
@@ -67,7 +68,6 @@ def login(code: str, ip: str, region: str | None) -> Login:
         answer = clients.mini_program().wxa.code_to_session(code)
     except WeChatAPIError as exc:
         audit.record("login_failed", ip=ip, region=region, errcode=exc.errcode)
-        db.session.commit()
         raise _wechat_refusal(exc) from exc
     openid, unionid = answer["openid"], answer.get("unionid")
     bound = holder_of(Actor(app=MINIAPP, openid=openid, unionid=unionid)) is not None

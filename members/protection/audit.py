@@ -1,17 +1,10 @@
 """The security audit trail: append-only ``SecurityEvent`` rows with hashed identifiers.
 
 ``record`` adds an event to the caller's transaction: it is kept when the
-caller commits, like the change it describes (a binding, a login).
-
-``record_now`` keeps an event whatever the caller's transaction does (a failed
-code, a refused region: the caller answers with an error and may roll back).
-It is written in a transaction of its own, on its own connection, when the
-caller's database transaction ends, by commit, rollback or the end of the
-request; at once when none is open. Not earlier, on purpose: SQLite has one
-writer at a time, so a second connection writing while the caller's
-transaction holds the write lock would wait for it forever (embedded mode),
-and one request never holds two pooled connections (PostgreSQL). A failure to
-write it then is logged, since the caller has already moved on.
+caller commits, like the change it describes (a binding, a login). An event
+that describes a refusal (a failed code, a flood, a refused region) is kept by
+raising ``core.errors.Refusal``, whose handler commits what the refused request
+recorded.
 
 Identifiers go in the named arguments and are stored as blind indexes
 (``members.pii``): ``openid``, the card (``card_no``, or its ``card_index``
@@ -40,9 +33,7 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import event, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import select
 
 from core.db import db, utcnow
 from members.protection.models import SecurityEvent
@@ -71,7 +62,6 @@ _PII_VALUES = (
     re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),  # e-mail
     re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"),  # IPv4
 )
-_PENDING = "audit.pending"  # Session.info key: events waiting for the transaction's end
 
 
 def _hash(kind: str, value: str | None) -> str | None:
@@ -130,38 +120,6 @@ def record(kind: str, *, openid: str | None = None, card_no: str | None = None,
            **detail: Any) -> None:
     """Add an event to the current transaction (the caller commits)."""
     db.session.add(_event(kind, openid, card_no, card_index, ip, region, detail))
-
-
-def record_now(kind: str, *, openid: str | None = None, card_no: str | None = None,
-               card_index: str | None = None, ip: str | None = None,
-               region: str | None = None, **detail: Any) -> None:
-    """Keep an event whatever the caller's transaction does (see the module's docstring)."""
-    row = _event(kind, openid, card_no, card_index, ip, region, detail)
-    session = db.session()
-    if not session.in_transaction():
-        _write(db.engine, [row])
-        return
-    session.info.setdefault(_PENDING, []).append((db.engine, row))
-
-
-def _write(engine: Engine, rows: list[SecurityEvent]) -> None:
-    with Session(engine) as own:
-        own.add_all(rows)
-        own.commit()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _write_pending(session: Session, transaction: SessionTransaction) -> None:
-    """The caller's outermost transaction ended (its connection is released): write its events."""
-    if transaction.parent is not None or not session.info.get(_PENDING):
-        return
-    pending = session.info.pop(_PENDING)
-    for engine in {engine for engine, _ in pending}:
-        rows = [row for bound, row in pending if bound is engine]
-        try:
-            _write(engine, rows)
-        except Exception:  # the caller's outcome stands; losing the event must at least show
-            log.exception("audit events lost: %s", ", ".join(row.kind for row in rows))
 
 
 # -- CLI ----------------------------------------------------------------------------------------

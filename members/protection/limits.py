@@ -47,7 +47,7 @@ from limits.strategies import MovingWindowRateLimiter
 from config.settings import BASE
 from config.validation import ConfigError
 from core.client_ip import ip_limit_key
-from core.errors import ApiError
+from core.errors import Refusal
 from core.kv import get_redis
 from members.protection import audit
 from members.protection.pii import vault
@@ -59,7 +59,7 @@ _EXTENSION = "rate_limiter"
 _ADMIT_SCRIPT = "rate_limiter.admit"
 
 
-class RateLimited(ApiError):
+class RateLimited(Refusal):
     """429 with Retry-After; names the full dimensions (never their values) for the audit trail."""
 
     def __init__(self, action: str, dimensions: frozenset[str], retry_after: int) -> None:
@@ -136,8 +136,8 @@ def enforce(action: str, keys: Mapping[str, str], *, local: bool) -> None:
     if not full:
         return
     dimensions = frozenset(w.dimension for w in full)
-    # Kept even though the request fails: the audit trail is where floods show up.
-    audit.record_now("rate_limited", openid=keys.get("openid"), ip=keys.get("ip"),
+    # Kept although the request fails (a Refusal): the audit trail is where floods show up.
+    audit.record("rate_limited", openid=keys.get("openid"), ip=keys.get("ip"),
                      action=action, dimensions=sorted(dimensions))
     raise RateLimited(action, dimensions, _retry_after(limiter, full))
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from core.db import db
+from core.errors import ApiError, Refusal, finish_refused
 from members.holders.models import Follower
 from members.protection import audit
 from members.protection.audit import audit_command
@@ -103,44 +103,31 @@ def test_production_redacts_instead_of_losing_the_event(app, monkeypatch, caplog
     _no_plaintext(caplog.text)
 
 
-def test_record_now_survives_the_callers_rollback(app):
+def test_a_refusal_keeps_what_it_recorded(app):
     with app.app_context():
-        db.session.add(Follower(openid="oRolledBack"))
-        db.session.flush()  # the caller holds a write: SQLite's only write lock
-        started = time.monotonic()
-        audit.record_now("code_failed", openid=OPENID, attempt=1)
-        audit.record("bind", openid=OPENID)  # in the caller's transaction: goes with it
-        db.session.rollback()
-        assert time.monotonic() - started < 2  # nobody waited for the lock
-        assert db.session.scalar(select(func.count()).select_from(Follower)) == 0
+        db.session.add(Follower(openid="oKept"))
+        audit.record("code_failed", openid=OPENID, attempt=1)
+        finish_refused(Refusal(400, "invalid_code", "the code is not correct"))
+        db.session.remove()
+        assert db.session.scalar(select(func.count()).select_from(Follower)) == 1
     assert [(row.kind, row.detail) for row in _events(app)] == [("code_failed", {"attempt": 1})]
 
 
-def test_record_now_is_kept_once_when_the_caller_commits(app):
+def test_any_other_refusal_keeps_nothing(app):
     with app.app_context():
-        db.session.add(Follower(openid="oCommitted"))
-        db.session.flush()
-        audit.record_now("region_refused", ip=IP, region=None, path="/api/miniapp/login")
-        db.session.commit()
-        db.session.commit()  # nothing pending any more
-    assert [row.kind for row in _events(app)] == ["region_refused"]
-
-
-def test_record_now_survives_a_request_that_never_commits(app):
-    with app.test_request_context("/api/members/bind/confirm"):
-        db.session.add(Follower(openid="oAbandoned"))
-        db.session.flush()
-        audit.record_now("code_failed", openid=OPENID)
-        # the request ends with an error: the session is removed, its work rolled back
-    assert [row.kind for row in _events(app)] == ["code_failed"]
-    with app.app_context():
+        db.session.add(Follower(openid="oDropped"))
+        audit.record("bind", openid=OPENID)
+        finish_refused(ApiError(400, "invalid_card_no", "card_no is not valid"))
+        db.session.remove()
         assert db.session.scalar(select(func.count()).select_from(Follower)) == 0
+    assert _events(app) == []
 
 
-def test_record_now_writes_at_once_outside_a_transaction(app):
-    with app.app_context():
-        audit.record_now("card_locked", card_no=CARD, minutes=30)
-        assert [row.kind for row in _events(app)] == ["card_locked"]
+def test_a_login_wechat_refused_is_in_the_trail(client, app, sim):
+    response = client.post("/api/miniapp/login", json={"code": "nonsense"})
+    assert response.status_code == 400
+    assert [(row.kind, row.detail["errcode"]) for row in _events(app)] == [
+        ("login_failed", 40029)]
 
 
 # -- CLI --------------------------------------------------------------------------------------
