@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from flask import current_app, session, url_for
 from werkzeug.exceptions import HTTPException
 
+from members.holders import h5
 from members.holders.binding import OFFICIAL_ACCOUNT, Actor
 from wechat import clients, oauth
 
@@ -105,7 +106,7 @@ def safe_return_path(value: object) -> str | None:
     """``value`` if it is the path of one of our own GET pages under /m/, else None.
 
     Never an absolute URL, a scheme-relative ``//host``, a backslash trick, a
-    dot segment, a query, or a path that routes to anything but a member page
+    dot segment, a query, or a path that routes to anything but an H5 page
     (the OAuth callback and static files are refused as well).
     """
     if (not isinstance(value, str) or len(value) > _RETURN_PATH_MAX
@@ -116,7 +117,7 @@ def safe_return_path(value: object) -> str | None:
         endpoint, _ = current_app.url_map.bind("localhost").match(value, method="GET")
     except HTTPException:  # no such page, not a GET page, or a redirect (a trailing slash)
         return None
-    if not str(endpoint).startswith("member_pages.") or endpoint in _NOT_RETURNABLE:
+    if not h5.is_page(str(endpoint)) or endpoint in _NOT_RETURNABLE:
         return None
     return value
 

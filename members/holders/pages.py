@@ -1,20 +1,10 @@
-"""The official account's H5 pages, for followers, inside WeChat's browser.
+"""The official account's H5 pages for binding a card, inside WeChat's browser.
 
-``/m/bind`` binds a card; ``/m/transactions/<txn_id>``, the link of a
-transaction alert, shows one transaction of the caller's own card
-(``members.transaction_view``) after a login that comes back to it.
-
-The same binding flow as the mini-program's JSON API (``members.binding``),
-as server-rendered forms. Who is asking comes from WeChat web OAuth
-(``members.oa_login``), never from the form. Every POST carries a CSRF token
-tied to the session (Flask-WTF's ``generate_csrf``/``validate_csrf``): the
-SameSite cookie alone leaves older browsers and same-site subdomains open.
-Flask-WTF's ``CSRFProtect`` is not used, as it would check every POST of the
-app (the WeChat callback, the JSON APIs) unless told otherwise.
-
-Card and phone numbers are never written back into a page (only masked) nor
-logged; pages are not cached, framed or given a Referer (the OAuth code is in
-the callback's URL).
+``/m/bind`` binds a card with the same flow as the mini-program's JSON API
+(``binding``), as server-rendered forms in the H5 shell (``h5``: headers, CSRF);
+``/m/oauth/callback`` ends the WeChat web OAuth login (``oa_login``) of every H5
+page and returns to the page it began on. Card and phone numbers are never
+written back into a page (only masked) nor logged.
 """
 
 from __future__ import annotations
@@ -25,8 +15,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -34,33 +22,21 @@ from flask import (
     session,
     url_for,
 )
-from flask_wtf.csrf import generate_csrf, validate_csrf
-from wtforms import ValidationError
 
 from core.db import db
 from core.errors import ApiError, finish_refused
-from members.holders import binding, oa_login
+from members.holders import binding, h5, oa_login
 from members.holders.api import request_origin
 from members.holders.models import CardHolder
 from members.protection.masking import mask_card, mask_phone
-from members.transactions import view as transaction_view
 from wechat.errors import WeChatAPIError, WeChatUnavailable
 from wechat.oauth import OAuthCodeRejected
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("member_pages", __name__, url_prefix="/m", template_folder="templates",
-               static_folder="static", static_url_path="/static")
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
-        "object-src 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
+bp = h5.protect(Blueprint("member_pages", __name__, url_prefix="/m",
+                          template_folder="templates", static_folder="static",
+                          static_url_path="/static"))
 
 # The pending challenge lives in the signed session, so the form cannot name another one.
 _CHALLENGE = "bind_challenge"
@@ -81,34 +57,6 @@ CHALLENGE_SPENT = frozenset(
 CHALLENGE_SPENT_MESSAGE = "验证码已失效，请重新获取。"
 FALLBACK_MESSAGE = "服务暂时不可用，请稍后再试。"
 
-Page = tuple[str, int, dict[str, str]]
-
-
-@bp.after_request
-def _security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
-    if request.endpoint != "member_pages.static":
-        response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@bp.before_request
-def _check_csrf() -> Page | None:
-    if request.method != "POST":
-        return None
-    try:
-        # A token outlives neither its session nor the login it was issued under.
-        validate_csrf(request.form.get("csrf_token"),
-                      time_limit=current_app.config["H5_LOGIN_MAX_AGE"])
-    except ValidationError as exc:
-        log.info("csrf refused", extra={"path": request.path, "reason": str(exc)})
-        return _error_page(400, "页面已过期", "请返回重新操作。")
-    return None
-
-
-@bp.context_processor
-def _template_helpers() -> dict[str, Any]:
-    return {"csrf_token": generate_csrf}
 
 
 # -- login ------------------------------------------------------------------------------------
@@ -130,35 +78,20 @@ def oauth_callback() -> Any:
         login = oa_login.finish(request.args.get("state"), request.args.get("code"))
     except oa_login.StateMismatch:
         log.info("oauth state mismatch")
-        return _error_page(400, "授权已失效", "请重新打开页面。")
+        return h5.error_page(400, "授权已失效", "请重新打开页面。")
     except OAuthCodeRejected as exc:
         log.info("oauth code refused", extra={"errcode": exc.errcode})
-        return _error_page(400, "授权已失效", "请重新打开页面。")
+        return h5.error_page(400, "授权已失效", "请重新打开页面。")
     except WeChatUnavailable:
-        return _error_page(503, "微信服务繁忙", "请稍后重试。", {"Retry-After": "5"})
+        return h5.error_page(503, "微信服务繁忙", "请稍后重试。", {"Retry-After": "5"})
     except WeChatAPIError as exc:
         log.warning("oauth code exchange failed", extra={"errcode": exc.errcode})
-        return _error_page(502, "暂时无法完成微信授权", "请稍后重试。")
+        return h5.error_page(502, "暂时无法完成微信授权", "请稍后重试。")
     if login.user.snapshot:
-        return _error_page(403, "请使用完整服务",
+        return h5.error_page(403, "请使用完整服务",
                            "请点击页面底部的“使用完整服务”后再绑定银行卡。")
     # The page the login began on, checked by oa_login to be one of ours under /m/.
     return redirect(login.return_to or url_for(".bind_page"), 302)
-
-
-# -- a transaction (the alert's link) ---------------------------------------------------------
-
-@bp.get("/transactions/<txn_id>")
-def transaction_page(txn_id: str) -> Any:
-    if not transaction_view.well_formed(txn_id):
-        return _transaction_not_found()
-    actor = oa_login.current_actor()
-    if actor is None:
-        return redirect(oa_login.begin(url_for(".transaction_page", txn_id=txn_id)), 302)
-    view = transaction_view.for_actor(actor, txn_id)
-    if view is None:  # unknown, another card's, or no card bound: one and the same answer
-        return _transaction_not_found()
-    return render_template("members/transaction.html", txn=view)
 
 
 # -- binding ----------------------------------------------------------------------------------
@@ -167,7 +100,7 @@ def transaction_page(txn_id: str) -> Any:
 def bind_start() -> Any:
     actor = oa_login.current_actor()
     if actor is None:
-        return _login_expired()
+        return h5.login_expired()
     card_no, phone = request.form.get("card_no", ""), request.form.get("phone", "")
     try:
         challenge_id = binding.start(actor, request_origin(), card_no, phone)
@@ -191,7 +124,7 @@ def verify_page() -> Any:
 def bind_confirm() -> Any:
     actor = oa_login.current_actor()
     if actor is None:
-        return _login_expired()
+        return h5.login_expired()
     challenge_id = session.get(_CHALLENGE)
     if not challenge_id:
         return redirect(url_for(".bind_page"), 303)
@@ -222,12 +155,12 @@ def bind_done() -> Any:
 def unbind() -> Any:
     actor = oa_login.current_actor()
     if actor is None:
-        return _login_expired()
+        return h5.login_expired()
     try:
         binding.unbind(actor, request_origin())
     except ApiError as exc:
         finish_refused(exc)
-        return _error_page(exc.status, "解除绑定失败", _message(exc), exc.headers)
+        return h5.error_page(exc.status, "解除绑定失败", _message(exc), exc.headers)
     db.session.commit()
     flash("已解除绑定。")
     return redirect(url_for(".bind_page"), 303)
@@ -249,7 +182,7 @@ def _message(exc: ApiError) -> str:
     return MESSAGES.get(exc.code, FALLBACK_MESSAGE)
 
 
-def _refused(exc: ApiError, template: str, message: str | None = None, **context: Any) -> Page:
+def _refused(exc: ApiError, template: str, message: str | None = None, **context: Any) -> h5.Page:
     """The form again, with what went wrong, under the refusal's status (and Retry-After)."""
     finish_refused(exc)  # keep nothing of the refused attempt but what a Refusal records
     log.info("bind page refusal", extra={"error": exc.code, "status": exc.status})
@@ -257,22 +190,7 @@ def _refused(exc: ApiError, template: str, message: str | None = None, **context
     return page, exc.status, exc.headers
 
 
-def _verify_again(message: str, status: int) -> Page:
+def _verify_again(message: str, status: int) -> h5.Page:
     page = render_template("members/bind_verify.html", error=message,
                            phone=session.get(_CHALLENGE_PHONE))
     return page, status, {}
-
-
-def _transaction_not_found() -> Page:
-    return _error_page(404, "未找到该交易", "该交易不存在，或不属于您绑定的银行卡。")
-
-
-def _login_expired() -> Page:
-    # A page, not a redirect: CSP form-action would stop a POST's redirect chain at WeChat.
-    return _error_page(401, "登录已过期", "请重新打开页面。")
-
-
-def _error_page(status: int, title: str, message: str,
-                headers: dict[str, str] | None = None) -> Page:
-    page = render_template("members/error.html", title=title, message=message)
-    return page, status, headers or {}

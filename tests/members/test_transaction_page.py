@@ -249,7 +249,7 @@ def test_every_feed_txn_id_makes_a_return_path(app):
     from flask import url_for
 
     with app.test_request_context():
-        path = url_for("member_pages.transaction_page", txn_id="AZaz09._:-")
+        path = url_for("transaction_pages.transaction_page", txn_id="AZaz09._:-")
         assert oa_login.safe_return_path(path) == path == "/m/transactions/AZaz09._:-"
 
 
