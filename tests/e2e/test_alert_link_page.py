@@ -4,34 +4,24 @@ from __future__ import annotations
 
 import re
 
-# Skips this module as well when Chromium or Playwright is missing; puts tests/members on the path.
-from test_bind_page import WECHAT_UA, browser  # noqa: F401 (a fixture)
-
-from alert_factories import queue_alerts, txn_id_of  # isort: skip
-from factories import holder  # isort: skip
-
 from core.db import db
 from members.holders.models import Binding, CardHolder
+from tests.fixtures.alerts import queue_alerts, txn_id_of
+from tests.fixtures.factories import holder
 from wechat.sim.config import SimConfig
 
 # Who the simulator's authorize page logs in when the browser names nobody.
 FOLLOWER = SimConfig.default_oauth_openid
 
 
-def test_the_alerts_link_in_the_browser(browser, live_app, app, sim):  # noqa: F811
+def test_the_alerts_link_in_the_browser(phone, live_app, app, sim):
     (delivery_id,) = queue_alerts(app, openid=FOLLOWER)
     txn_id = txn_id_of(app, delivery_id)
     with app.app_context():
         owner = db.session.query(CardHolder).one()
         db.session.add(Binding(holder_id=owner.id, app="oa", openid=FOLLOWER))
         db.session.commit()
-    context = browser.new_context(user_agent=WECHAT_UA, locale="zh-CN",
-                                  viewport={"width": 390, "height": 844}, is_mobile=True)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text)
-            if message.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    page = phone.page
 
     # -> the simulator's authorize page (as this follower) -> callback -> back to the link
     page.goto(f"{live_app}/m/transactions/{txn_id}")
@@ -43,5 +33,4 @@ def test_the_alerts_link_in_the_browser(browser, live_app, app, sim):  # noqa: F
     assert holder(1).card_no not in content
     background = page.eval_on_selector(".brand", "e => getComputedStyle(e).backgroundImage")
     assert "gradient" in background  # the stylesheet loaded under the CSP
-    assert problems == []
-    context.close()
+    assert phone.problems == []

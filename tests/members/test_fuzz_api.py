@@ -9,24 +9,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from factories import import_holders
-from feed_support import item, post_feed
-from fuzzing import FUZZ, JSON_VALUES, row_counts
 from hypothesis import event, given
 from hypothesis import strategies as st
-from support import sim_post
 
 from members.holders.models import BindChallenge, Binding, MemberSession
 from members.transactions.alerts.models import Delivery
 from members.transactions.models import PointEntry, Transaction
+from tests.fixtures.feed import item, post_feed
+from tests.fixtures.fuzzing import FUZZ, JSON_VALUES, row_counts
 
 DOMAIN = (MemberSession, BindChallenge, Binding, Transaction, Delivery, PointEntry)
-
-
-@pytest.fixture(autouse=True)
-def _context(app):
-    with app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("app_context")
 
 
 def _json_or_raw(value: object) -> bytes:
@@ -46,32 +39,19 @@ BODIES = st.one_of(st.binary(max_size=200), JSON_VALUES,
                        "challenge_id": JSON_VALUES, "otp": JSON_VALUES}))
 
 
-@pytest.fixture
-def member_headers(client, sim):
-    code = sim_post(sim, "/sim/miniapp/code", openid="oFuzzMember00000000000000001")["code"]
-    token = client.post("/api/miniapp/login", json={"code": code}).json["token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
 @FUZZ
 @given(body=BODIES, path=st.sampled_from(["/api/miniapp/login", "/api/miniapp/phone",
                                           "/api/members/bind/start",
                                           "/api/members/bind/confirm"]))
-def test_member_endpoints_never_fail_and_refusals_change_nothing(client, member_headers,
-                                                                 body, path):
+def test_member_endpoints_never_fail_and_refusals_change_nothing(client, member, body, path):
     before = row_counts(*DOMAIN)
     response = client.post(path, data=_json_or_raw(body), content_type="application/json",
-                           headers=member_headers)
+                           headers=member.headers)
     event(f"status {response.status_code}")
     assert response.status_code < 500, response.get_data()[:200]
     if response.status_code >= 400:
         assert _is_error_shape(response), response.get_data()[:200]
         assert row_counts(*DOMAIN) == before
-
-
-@pytest.fixture
-def card(app):
-    return import_holders(app, 1)[0].card_no
 
 
 FEED_ITEM_FIELDS = st.dictionaries(

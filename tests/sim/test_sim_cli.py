@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
-from simkit import (
+from wechatpy import parse_message
+
+from tests.fixtures.simkit import (
     AES_KEY,
     MP_APP_ID,
     MP_SECRET,
@@ -15,8 +17,6 @@ from simkit import (
     TOKEN,
     Receiver,
 )
-from wechatpy import parse_message
-
 from wechat.sim.cli import sim_config_from, wechat_sim_command
 from wechat.sim.server import SimServer
 

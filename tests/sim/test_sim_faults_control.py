@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from simkit import OA_APP_ID, Api
+from tests.fixtures.simkit import OA_APP_ID, Api
 
 USER_GET = "/cgi-bin/user/get"
 

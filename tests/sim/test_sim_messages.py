@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import xmltodict
-from simkit import MP_APP_ID, SUB_TEMPLATE, TEMPLATE, Api
 
+from tests.fixtures.simkit import MP_APP_ID, SUB_TEMPLATE, TEMPLATE, Api
 from wechat.sim import SimLimits
 
 TXN_DATA = {

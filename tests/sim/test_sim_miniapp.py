@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from simkit import MP_APP_ID, MP_SECRET, OA_APP_ID, OA_SECRET, Api
+from tests.fixtures.simkit import MP_APP_ID, MP_SECRET, OA_APP_ID, OA_SECRET, Api
 
 
 def _session(api: Api, code: str, **extra: str) -> dict:

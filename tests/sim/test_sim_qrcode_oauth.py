@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from simkit import OA_APP_ID, OA_SECRET, Api
+from tests.fixtures.simkit import OA_APP_ID, OA_SECRET, Api
 
 
 def _create(api: Api, token: str, action: str, scene: dict, **extra: object) -> dict:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from simkit import AES_KEY, OA_APP_ID, ORIGINAL_ID, TOKEN, Receiver
 from wechatpy import parse_message
 from wechatpy.replies import TextReply, create_reply
 
+from tests.fixtures.simkit import AES_KEY, OA_APP_ID, ORIGINAL_ID, TOKEN, Receiver
 from wechat.sim import CallbackSender
 
 USER = "oUSER0000000000000000000001"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from simkit import MP_APP_ID, MP_SECRET, OA_APP_ID, OA_SECRET, Api
-
+from tests.fixtures.simkit import MP_APP_ID, MP_SECRET, OA_APP_ID, OA_SECRET, Api
 from wechat.sim import SimLimits
 
 RID = re.compile(r" rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")

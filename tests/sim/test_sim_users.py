@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from simkit import Api
-
+from tests.fixtures.simkit import Api
 from wechat.sim import SimLimits
 
 

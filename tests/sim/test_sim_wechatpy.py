@@ -6,10 +6,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from simkit import MP_APP_ID, MP_SECRET, OA_APP_ID, OA_SECRET, TEMPLATE, Api
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.oauth import WeChatOAuth
+
+from tests.fixtures.simkit import MP_APP_ID, MP_SECRET, OA_APP_ID, OA_SECRET, TEMPLATE, Api
 
 
 class _Redirect(requests.adapters.HTTPAdapter):

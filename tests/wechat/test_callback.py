@@ -7,12 +7,13 @@ import time
 
 import pytest
 from sqlalchemy import func, select
-from support import Pusher, push_message, sim_calls, sim_post, wechat_xml
 
 from campaigns.attribution.models import QrScan
 from core.db import db
 from members.holders.models import Follower
 from members.transactions.alerts.models import TemplateJobResult
+from tests.fixtures.sim import sim_calls
+from tests.fixtures.wechat import Pusher, push_message, wechat_xml
 
 OPENID = "oUserCallback000000000000001"
 
@@ -43,11 +44,6 @@ SILENT_EVENTS = {
         "ErrorStatus": "success"}}},
 }
 MODES = ["plain", "compat", "safe"]
-
-
-@pytest.fixture
-def pusher(client, app):
-    return Pusher(client, app.config)
 
 
 def _count(model) -> int:
@@ -110,35 +106,14 @@ def test_other_events_answer_success(pusher, mode, event):
     assert (response.status_code, response.get_data()) == (200, b"success")
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_follow_via_qr_records_follower_scene_and_unionid(pusher, mode, app, sim, run_jobs):
-    sim_post(sim, "/sim/users", openid=OPENID, unionid="uUnion0001", subscribed=True)
-    event = message("event", Event="subscribe", EventKey="qrscene_branch_0101",
-                    Ticket="gQH47joAAAAAAAAAASxodHRwOi8v")
-    reply = pusher.reply(pusher.post(event, mode=mode))
-    assert reply["Content"] == app.config["WECHAT_HELP_TEXT"]
-    run_jobs()
-    with app.app_context():
-        follower = db.session.scalar(select(Follower))
-        assert (follower.openid, follower.subscribed, follower.first_scene) == (
-            OPENID, True, "branch_0101")
-        assert follower.unionid == "uUnion0001"
-        scan = db.session.scalar(select(QrScan))
-        assert (scan.scene, scan.followed) == ("branch_0101", True)
-    assert len(sim_calls(sim, "/cgi-bin/user/info")) == 1
-
-
-def test_scan_unfollow_and_template_job_result(pusher, app):
+def test_unfollow_and_template_job_result(pusher, app):
     pusher.post(message("event", Event="subscribe"))
-    pusher.post(message("event", Event="SCAN", EventKey="poster_77", Ticket="t"))
     pusher.post(message("event", Event="unsubscribe"))
     pusher.post(message("event", Event="TEMPLATESENDJOBFINISH", MsgID=200163836,
                         Status="failed:user block"))
     with app.app_context():
         follower = db.session.scalar(select(Follower))
         assert follower.subscribed is False and follower.unsubscribed_at is not None
-        scan = db.session.scalar(select(QrScan).where(QrScan.followed.is_(False)))
-        assert scan.scene == "poster_77"
         result = db.session.get(TemplateJobResult, "200163836")
         assert (result.openid, result.status) == (OPENID, "failed:user block")
 

@@ -7,25 +7,16 @@ import time
 import pytest
 import redis as redis_lib
 from sqlalchemy import func, select
-from support import Pusher, push_message, sim_calls, wechat_xml
 
 from campaigns.attribution.models import QrScan
 from core.db import db
 from members.holders.models import Follower
+from tests.fixtures.sim import sim_calls
+from tests.fixtures.wechat import push_message, wechat_xml
 from wechat.crypto import MessageCrypto, signature
 
 OPENID = "oUserHostile0000000000000001"
-
-
-@pytest.fixture
-def pusher(client, app):
-    return Pusher(client, app.config)
-
-
-@pytest.fixture(autouse=True)
-def _context(app):
-    with app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("app_context")
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 import requests
-from support import sim_calls, sim_fault, sim_post
 
+from tests.fixtures.sim import sim_calls, sim_fault, sim_post
 from wechat import clients
 from wechat.errors import WeChatAPIError, WeChatUnavailable
 from wechat.transport import qr_image_url

@@ -7,23 +7,18 @@ refused nothing of the domain may have changed.
 from __future__ import annotations
 
 import pytest
-from fuzzing import FUZZ, RAW, TEXT, row_counts
 from hypothesis import event, given
 from hypothesis import strategies as st
-from support import Pusher, wechat_xml
 
 from campaigns.attribution.models import QrScan
 from members.holders.models import Follower
 from members.transactions.alerts.models import TemplateJobResult
+from tests.fixtures.fuzzing import FUZZ, RAW, TEXT, row_counts
+from tests.fixtures.wechat import wechat_xml
 from wechat.inbound import BadMessage, Inbound, parse
 
 DOMAIN = (Follower, QrScan, TemplateJobResult)
-
-
-@pytest.fixture(autouse=True)
-def _context(app):
-    with app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("app_context")
 
 
 @FUZZ
@@ -34,11 +29,6 @@ def test_the_parser_answers_only_a_push_or_bad_message(body):
     except BadMessage:
         return
     assert isinstance(inbound, Inbound) and inbound.openid
-
-
-@pytest.fixture
-def pusher(client, app):
-    return Pusher(client, app.config)
 
 
 @FUZZ

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from support import sim_calls, sim_fault, sim_post
 
+from tests.fixtures.sim import sim_calls, sim_fault, sim_post
 from wechat import oauth
 from wechat.errors import WeChatAPIError, WeChatUnavailable
 

@@ -6,13 +6,14 @@ import json
 from datetime import timedelta
 
 import pytest
-from factories import holder, import_holders
 from sqlalchemy import select, update
-from support import Pusher, push_message, sim_calls, sim_post
 
 from core.db import db, utcnow
 from members.holders.models import BindChallenge, Binding, CardHolder
 from members.protection.models import SecurityEvent
+from tests.fixtures.factories import holder
+from tests.fixtures.members import Member, follow
+from tests.fixtures.sim import sim_calls, sim_post
 
 MEMBER_CALLS = [
     ("get", "/api/members/me", None),
@@ -24,58 +25,13 @@ MEMBER_CALLS = [
 ]
 
 
-def follow(client, app, openid: str = "oOfficialA00000000000000001") -> None:
-    response = Pusher(client, app.config).post(push_message("event", openid, Event="subscribe"))
-    assert response.status_code == 200
-
-
 def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 10**6:06d}"
 
 
 @pytest.fixture
-def holders(app):
-    return import_holders(app, 3)
-
-
-class Member:
-    """One mini-program user, logged in through the simulator's code2session."""
-
-    def __init__(self, client, sim, openid: str, unionid: str | None = None) -> None:
-        self.client = client
-        self.openid = openid
-        code = sim_post(sim, "/sim/miniapp/code", openid=openid,
-                        **({"unionid": unionid} if unionid else {}))["code"]
-        response = client.post("/api/miniapp/login", json={"code": code})
-        assert response.status_code == 200, response.json
-        self.login = response.json
-        self.headers = {"Authorization": f"Bearer {self.login['token']}"}
-
-    def call(self, method: str, path: str, body: dict | None = None):
-        return getattr(self.client, method)(path, json=body, headers=self.headers)
-
-    def start(self, card_no: str, phone: str):
-        return self.call("post", "/api/members/bind/start", {"card_no": card_no, "phone": phone})
-
-    def confirm(self, challenge_id: str, otp: str):
-        return self.call("post", "/api/members/bind/confirm",
-                         {"challenge_id": challenge_id, "otp": otp})
-
-    def bind(self, person, sms_inbox, run_jobs) -> dict:
-        challenge = self.start(person.card_no, person.phone).json["challenge_id"]
-        run_jobs()
-        response = self.confirm(challenge, sms_inbox.codes_for(person.phone)[-1])
-        assert response.status_code == 200, response.json
-        return response.json
-
-
-@pytest.fixture
-def member(client, sim):
-    return Member(client, sim, "oMemberA000000000000000000001", unionid="uPersonA")
-
-
-@pytest.fixture
 def other(client, sim):
+    """A second member, another person (the ``member`` fixture is the first)."""
     return Member(client, sim, "oMemberB000000000000000000002", unionid="uPersonB")
 
 

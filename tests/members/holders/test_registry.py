@@ -6,7 +6,6 @@ import io
 from dataclasses import replace
 
 import pytest
-from factories import HEADER, Holder, holder, holders_csv
 from sqlalchemy import func, select, text
 
 from core.db import db
@@ -14,6 +13,7 @@ from members.holders import registry
 from members.holders.models import CardHolder
 from members.holders.registry import ImportRejected, import_holders
 from members.protection.pii import vault
+from tests.fixtures.factories import HEADER, Holder, holder, holders_csv
 
 BAD_CARD = "6217000000000001235"  # fails Luhn
 
@@ -222,8 +222,6 @@ def test_cli_import_of_the_sample_file(app):
 
 def test_import_logs_its_counts_at_info(app, caplog):
     import logging
-
-    from factories import holder, holders_csv
 
     from members.holders.registry import import_holders as run_import
 

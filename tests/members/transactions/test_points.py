@@ -5,37 +5,29 @@ from __future__ import annotations
 import json
 
 import pytest
-from factories import import_holders
-from feed_support import item, post_feed
 from sqlalchemy import func, select
-from test_binding_api import Member
 
 from config.validation import ConfigError
 from core.db import db
 from members.transactions import points
-from members.transactions.alerts import sending
 from members.transactions.models import PointEntry
+from tests.fixtures.factories import holder
+from tests.fixtures.feed import item, post_feed
+from tests.fixtures.members import Member
 
 RULES = points.Rules(currency="CNY", per_fen=1000, earn={"POS": 1, "ONLINE": 2},
                      take_back={"REFUND": 1})
 
 
-@pytest.fixture(autouse=True)
-def _no_sending(monkeypatch):
-    """Alerts are another module's business; these tests only count points."""
-    monkeypatch.setattr(sending, "enqueue_deliveries", lambda ids, at=None: None)
+# Alerts are another module's business; these tests only count points.
+pytestmark = pytest.mark.usefixtures("handed")
 
 
 @pytest.fixture
-def holders(app):
-    return import_holders(app, 2)
-
-
-@pytest.fixture
-def member(client, sim, holders, sms_inbox, run_jobs):
-    person = Member(client, sim, "oMemberA000000000000000000001", unionid="uPersonA")
-    person.bind(holders[0], sms_inbox, run_jobs)
-    return person
+def member(member, holders, sms_inbox, run_jobs):
+    """The member, bound to holder 1's card."""
+    member.bind(holders[0], sms_inbox, run_jobs)
+    return member
 
 
 # -- rules -------------------------------------------------------------------------------------
@@ -127,8 +119,6 @@ def test_the_balance_is_the_ledger_sum_and_may_go_below_zero(client, app, holder
 
 def test_points_of_another_holder_and_of_unknown_cards_are_not_mine(client, app, holders,
                                                                     member):
-    from factories import holder
-
     post_feed(client, app, [item(1, holders[1].card_no), item(2, holder(99).card_no)])
     assert member.call("get", "/api/members/me").json["points"] == 0
     with app.app_context():

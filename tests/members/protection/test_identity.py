@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from factories import id_complete, luhn_complete
 
 from members.protection import identity
 from members.protection.identity import InvalidField
+from tests.fixtures.factories import id_complete, luhn_complete
 
 # 11010519491231002X is the worked example of GB 11643-1999 itself.
 STANDARD_ID = "11010519491231002X"

@@ -6,45 +6,35 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_lib
-from alert_factories import (
-    MP_OPENID,
-    OA_OPENID,
-    age,
-    deliveries,
-    messages_sent,
-    queue_alerts,
-    sim_events,
-    txn_id_of,
-)
 from prometheus_client import REGISTRY
 from sqlalchemy import update
-from support import Pusher, sim_calls, sim_fault, sim_post
 
 from core import schedule
 from core.db import db
 from members.transactions.alerts import sending, tasks
 from members.transactions.alerts.models import Delivery
+from tests.fixtures.alerts import (
+    MP_OPENID,
+    MP_TEMPLATE,
+    OA_OPENID,
+    SUBSCRIBE_SEND,
+    TEMPLATE_SEND,
+    age,
+    deliveries,
+    queue_alerts,
+    send,
+    txn_id_of,
+)
+from tests.fixtures.sim import messages_sent, sim_calls, sim_events, sim_fault, sim_post
+from tests.fixtures.wechat import Pusher
 from wechat import clients, messages
 
-TEMPLATE_SEND = "/cgi-bin/message/template/send"
-SUBSCRIBE_SEND = "/cgi-bin/message/subscribe/send"
-MP_TEMPLATE = "tmpl-miniapp-txn-test"
+pytestmark = pytest.mark.usefixtures("alert_follower")
 MARKER = "【补发提醒·非新交易】"
 
 
 class WorkerKilled(BaseException):
     """The process died: no handler of ours runs (not an Exception)."""
-
-
-@pytest.fixture(autouse=True)
-def follower(sim):
-    sim_post(sim, "/sim/users", openid=OA_OPENID, subscribed=True)
-
-
-def send(app, run_jobs, ids):
-    with app.app_context():
-        sending.enqueue_deliveries(ids)
-    run_jobs()
 
 
 def sweep(app):

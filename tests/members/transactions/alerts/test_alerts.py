@@ -7,43 +7,30 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from alert_factories import (
-    MP_OPENID,
-    OA_OPENID,
-    age,
-    deliveries,
-    messages_sent,
-    queue_alerts,
-    sim_events,
-)
-from factories import holder
 from prometheus_client import REGISTRY
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import event, select, text
-from support import Pusher, sim_calls, sim_fault, sim_post
 
 from core.db import db
 from members.holders.models import Follower
 from members.transactions.alerts import sending, tasks
 from members.transactions.alerts.models import Delivery
+from tests.fixtures.alerts import (
+    MP_OPENID,
+    MP_TEMPLATE,
+    OA_OPENID,
+    SUBSCRIBE_SEND,
+    TEMPLATE_SEND,
+    age,
+    deliveries,
+    queue_alerts,
+    send,
+)
+from tests.fixtures.factories import holder
+from tests.fixtures.sim import messages_sent, sim_calls, sim_events, sim_fault, sim_post
+from tests.fixtures.wechat import Pusher
 from wechat import clients, messages
 from wechat.quota import next_reset
-
-TEMPLATE_SEND = "/cgi-bin/message/template/send"
-SUBSCRIBE_SEND = "/cgi-bin/message/subscribe/send"
-MP_TEMPLATE = "tmpl-miniapp-txn-test"
-
-
-@pytest.fixture
-def follower(sim):
-    sim_post(sim, "/sim/users", openid=OA_OPENID, subscribed=True)
-    return OA_OPENID
-
-
-def send(app, run_jobs, ids):
-    with app.app_context():
-        sending.enqueue_deliveries(ids)
-    run_jobs()
 
 
 def states(app, ids=None):
@@ -59,7 +46,7 @@ def finish_event(app, client, sim, msgid):
 
 # -- the happy path -----------------------------------------------------------------------------
 
-def test_an_alert_is_sent_with_its_msgid_then_delivered(app, client, sim, run_jobs, follower):
+def test_an_alert_is_sent_with_its_msgid_then_delivered(app, client, sim, run_jobs, alert_follower):
     (delivery_id,) = queue_alerts(app)
     send(app, run_jobs, [delivery_id])
 
@@ -92,7 +79,7 @@ def test_a_user_who_blocks_template_messages_reads_as_refused(app, client, sim, 
 
 
 def test_a_finish_event_that_beats_the_record_of_the_send_still_lands(
-        app, client, sim, run_jobs, follower, monkeypatch):
+        app, client, sim, run_jobs, alert_follower, monkeypatch):
     """WeChat may post TEMPLATESENDJOBFINISH before the worker has stored the msgid."""
     record = sending.record_sent
 
@@ -108,7 +95,7 @@ def test_a_finish_event_that_beats_the_record_of_the_send_still_lands(
     assert (row.state, row.finished_at is not None) == ("delivered", True)
 
 
-def test_a_batch_larger_than_a_job_is_split_and_all_sent(app, sim, run_jobs, follower,
+def test_a_batch_larger_than_a_job_is_split_and_all_sent(app, sim, run_jobs, alert_follower,
                                                          monkeypatch):
     monkeypatch.setitem(app.config, "ALERT_BATCH_SIZE", 4)
     ids = queue_alerts(app, 10)
@@ -125,7 +112,7 @@ def test_a_batch_larger_than_a_job_is_split_and_all_sent(app, sim, run_jobs, fol
     {"http_status": 502, "times": 1},
     {"delay": 2.5, "times": 1},  # longer than the test client's 2 s timeout
 ], ids=["-1 twice", "HTTP 502", "slow"])
-def test_transient_faults_end_in_one_message(app, sim, run_jobs, follower, fault):
+def test_transient_faults_end_in_one_message(app, sim, run_jobs, alert_follower, fault):
     sim_fault(sim, path=TEMPLATE_SEND, **fault)
     ids = queue_alerts(app)
     send(app, run_jobs, ids)
@@ -136,7 +123,7 @@ def test_transient_faults_end_in_one_message(app, sim, run_jobs, follower, fault
     assert len({c["json"]["client_msg_id"] for c in sim_calls(sim, TEMPLATE_SEND)}) == 1
 
 
-def test_a_revoked_token_is_refreshed_once_and_the_alert_sent(app, sim, run_jobs, follower):
+def test_a_revoked_token_is_refreshed_once_and_the_alert_sent(app, sim, run_jobs, alert_follower):
     with app.app_context():
         clients.official_account().access_token  # noqa: B018 - a token to revoke
     sim_post(sim, "/sim/tokens/revoke", appid=app.config["WECHAT_APP_ID"])
@@ -148,7 +135,7 @@ def test_a_revoked_token_is_refreshed_once_and_the_alert_sent(app, sim, run_jobs
 
 
 def test_wechat_unavailable_throughout_puts_the_alert_back_then_fails_it(
-        app, sim, run_jobs, follower, monkeypatch):
+        app, sim, run_jobs, alert_follower, monkeypatch):
     monkeypatch.setitem(app.config, "ALERT_MAX_ATTEMPTS", 2)
     sim_fault(sim, path=TEMPLATE_SEND, errcode=-1, times=-1)
     (delivery_id,) = queue_alerts(app)
@@ -159,7 +146,7 @@ def test_wechat_unavailable_throughout_puts_the_alert_back_then_fails_it(
         assert (row.state, row.attempts, row.errcode) == ("failed", 2, -1)
         return
     assert (row.state, row.attempts, row.errcode) == ("queued", 1, -1)
-    registry = ScheduledJobRegistry("default", connection=app.extensions["redis"])
+    registry = ScheduledJobRegistry(tasks.QUEUE, connection=app.extensions["redis"])
     assert len(registry.get_job_ids()) == 1  # the retry, with backoff
 
 
@@ -188,7 +175,7 @@ def test_43004_for_an_openid_never_seen_following_records_it(app, sim, run_jobs)
             (OA_OPENID, False)]
 
 
-def test_any_other_errcode_fails_for_good_with_the_code_kept(app, sim, run_jobs, follower):
+def test_any_other_errcode_fails_for_good_with_the_code_kept(app, sim, run_jobs, alert_follower):
     sim_fault(sim, path=TEMPLATE_SEND, errcode=47003)
     send(app, run_jobs, queue_alerts(app))
     (row,) = deliveries(app)
@@ -197,7 +184,8 @@ def test_any_other_errcode_fails_for_good_with_the_code_kept(app, sim, run_jobs,
     assert len(sim_calls(sim, TEMPLATE_SEND)) == 1
 
 
-def test_45009_pauses_the_channel_until_the_quota_resets(app, sim, run_jobs, follower, caplog):
+def test_45009_pauses_the_channel_until_the_quota_resets(app, sim, run_jobs, alert_follower,
+                                                          caplog):
     sim_fault(sim, path=TEMPLATE_SEND, errcode=45009, times=-1)
     ids = queue_alerts(app, 3)
     send(app, run_jobs, ids)
@@ -274,7 +262,7 @@ def test_subscribe_messages_fail_with_a_reason_when_not_configured(app, sim, run
 
 # -- concurrency ----------------------------------------------------------------------------------
 
-def test_two_workers_on_the_same_deliveries_send_each_once(app, sim, follower):
+def test_two_workers_on_the_same_deliveries_send_each_once(app, sim, alert_follower):
     ids = queue_alerts(app, 20)
     barrier = threading.Barrier(2)
     errors = []
@@ -299,7 +287,7 @@ def test_two_workers_on_the_same_deliveries_send_each_once(app, sim, follower):
     assert messages_sent(sim) == 20
 
 
-def test_a_claim_skips_rows_another_worker_holds_instead_of_waiting(app, sim, follower):
+def test_a_claim_skips_rows_another_worker_holds_instead_of_waiting(app, sim, alert_follower):
     with app.app_context():
         if db.engine.dialect.name != "postgresql":
             pytest.skip("row locks: PostgreSQL only (SQLite runs one writer at a time)")
@@ -324,7 +312,7 @@ def test_a_claim_skips_rows_another_worker_holds_instead_of_waiting(app, sim, fo
     assert len(sim_calls(sim, TEMPLATE_SEND)) == 2
 
 
-def test_a_job_finds_its_rows_by_primary_key_whatever_the_backlog(app, follower):
+def test_a_job_finds_its_rows_by_primary_key_whatever_the_backlog(app, alert_follower):
     """Driven by the state index instead, a job's load and claims grow with the backlog."""
     with app.app_context():
         if db.engine.dialect.name != "postgresql":
@@ -355,7 +343,7 @@ def test_a_job_finds_its_rows_by_primary_key_whatever_the_backlog(app, follower)
     assert "ix_delivery_state_updated_at" not in plan, plan
 
 
-def test_a_job_claims_and_records_each_chunk_in_one_statement(app, sim, follower,
+def test_a_job_claims_and_records_each_chunk_in_one_statement(app, sim, alert_follower,
                                                              monkeypatch):
     monkeypatch.setitem(app.config, "ALERT_SEND_THREADS", 2)
     ids = queue_alerts(app, 10)
@@ -375,7 +363,7 @@ def test_a_job_claims_and_records_each_chunk_in_one_statement(app, sim, follower
     assert sorted(statements) == ["SELECT", "UPDATE", "UPDATE", "UPDATE", "UPDATE"]
 
 
-def test_a_job_reads_the_access_token_from_redis_once(app, sim, follower, monkeypatch):
+def test_a_job_reads_the_access_token_from_redis_once(app, sim, alert_follower, monkeypatch):
     monkeypatch.setitem(app.config, "ALERT_SEND_THREADS", 1)
     ids = queue_alerts(app, 5)
     with app.app_context():
@@ -403,7 +391,7 @@ def _sample(name, **labels):
     return REGISTRY.get_sample_value(name, labels) or 0
 
 
-def test_outcomes_latency_and_queue_lag_are_counted(app, sim, run_jobs, follower):
+def test_outcomes_latency_and_queue_lag_are_counted(app, sim, run_jobs, alert_follower):
     before = (_sample("txn_alert_sends_total", channel="template", errcode="0"),
               _sample("txn_alert_sends_total", channel="template", errcode="47003"),
               _sample("txn_alert_latency_seconds_count", channel="template"),

@@ -5,18 +5,16 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from factories import import_holders
-from feed_support import item, post_feed
 from sqlalchemy import select, update
-from support import sim_calls, sim_post
-from test_pages import SECURITY_HEADERS, authorize, session_of, text
 
 from core.db import db, utcnow
 from members.holders import oa_login
 from members.holders.models import Binding, CardHolder
-from members.transactions.alerts import sending
 from members.transactions.alerts.models import Delivery
 from members.transactions.models import Transaction
+from tests.fixtures.feed import item, post_feed
+from tests.fixtures.pages import SECURITY_HEADERS, authorize, session_of, text
+from tests.fixtures.sim import sim_calls, sim_post
 
 OWNER = "oTxnOwner00000000000000000001"
 OTHER = "oTxnOther00000000000000000002"
@@ -50,19 +48,11 @@ def open_as(client, sim, path: str, openid: str):
 
 
 @pytest.fixture
-def handed(monkeypatch) -> list[list[int]]:
-    """The feed's hand-over to the sender, kept instead of sent."""
-    calls: list[list[int]] = []
-    monkeypatch.setattr(sending, "enqueue_deliveries", lambda ids: calls.append(list(ids)))
-    return calls
-
-
-@pytest.fixture
-def holders(app):
-    people = import_holders(app, 2)
+def holders(holders, app):
+    """The registry's holders; the first bound to OWNER, the second to OTHER."""
     bind(app, OWNER, 0)
     bind(app, OTHER, 1)
-    return people
+    return holders
 
 
 @pytest.fixture
@@ -129,7 +119,7 @@ def test_markup_from_the_feed_is_escaped(client, app, sim, holders, handed):
 def test_the_owners_mini_program_twin_sees_it_without_an_alert_row(client, app, sim,
                                                                    holders, handed):
     # Bound in the mini-program only; the follower is the same person (one unionid).
-    third = import_holders(app, 3)[2]
+    third = holders[2]
     bind(app, "oTxnMiniTwin0000000000000001", 2, oa=False, unionid="uTxnTwin")
     sim_post(sim, "/sim/users", openid=STRANGER, unionid="uTxnTwin", subscribed=True)
     post_feed(client, app, item(1, third.card_no))

@@ -7,37 +7,19 @@ import threading
 import time
 
 import pytest
-from factories import holder, import_holders
-from feed_support import NOTHING, counts, item, post_feed, signature
 from sqlalchemy import event, select
-from support import sim_post
-from test_binding_api import Member, follow
 
 from core.db import db
 from members.transactions.alerts import sending as alerts
 from members.transactions.alerts.models import Delivery
 from members.transactions.models import PointEntry, Transaction
+from tests.fixtures.factories import holder
+from tests.fixtures.feed import NOTHING, counts, item, post_feed, signature
+from tests.fixtures.members import Member, follow
+from tests.fixtures.sim import sim_post
 
 OA_OPENID = "oOfficialA00000000000000001"
 MP_OPENID = "oMemberA000000000000000000001"
-
-
-@pytest.fixture
-def holders(app):
-    return import_holders(app, 3)
-
-
-@pytest.fixture
-def card(holders) -> str:
-    return holders[0].card_no
-
-
-@pytest.fixture
-def handed(monkeypatch) -> list[list[int]]:
-    """What the feed hands to the sender (members.alerts), instead of sending it."""
-    calls: list[list[int]] = []
-    monkeypatch.setattr(alerts, "enqueue_deliveries", lambda ids: calls.append(list(ids)))
-    return calls
 
 
 def bind_with_official_account(client, sim, app, person, sms_inbox, run_jobs) -> Member:

@@ -7,7 +7,6 @@ import os
 from datetime import timedelta
 
 import pytest
-from factories import holder, holders_csv
 from sqlalchemy import select
 
 from app import create_app
@@ -15,6 +14,7 @@ from core.db import db, utcnow
 from members.holders.models import CardHolder, MemberSession
 from members.holders.registry import import_holders
 from members.protection.pii import Vault, key_id_of, vault
+from tests.fixtures.factories import holder, holders_csv
 
 KEY_A, KEY_B, KEY_C = (os.urandom(32) for _ in range(3))
 INDEX_KEY = base64.b64encode(os.urandom(32)).decode()

@@ -8,39 +8,23 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-import requests
-from factories import holder, import_holders
 from sqlalchemy import select
-from support import sim_calls, sim_fault, sim_post
 
 from config.settings import load_settings
 from core.db import db
 from members.holders.models import BindChallenge, Binding
+from tests.fixtures.factories import holder
+from tests.fixtures.pages import SECURITY_HEADERS, authorize, session_of, text
+from tests.fixtures.sim import sim_calls, sim_fault, sim_post
 
 OPENID = "oFollowerH5000000000000000001"
 UNIONID = "uPersonH5"
 OTHER_OPENID = "oFollowerH5000000000000000002"
-CALLBACK = "http://localhost/m/oauth/callback"
 EXCHANGE = "/sns/oauth2/access_token"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-SECURITY_HEADERS = {
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-def authorize(sim, location: str, openid: str = OPENID) -> str:
-    """Play the follower at WeChat's authorize page; the callback path our app gets back."""
-    answer = requests.get(location.partition("#")[0], params={"sim_openid": openid},
-                          allow_redirects=False, timeout=5)
-    assert answer.status_code == 302, answer.text
-    target = urlsplit(answer.headers["Location"])
-    assert f"{target.scheme}://{target.netloc}{target.path}" == CALLBACK
-    return f"{target.path}?{target.query}"
-
 
 def log_in(client, sim, openid: str = OPENID) -> str:
     """OAuth through the simulator; returns the callback path (code and state) it used."""
@@ -54,17 +38,6 @@ def log_in(client, sim, openid: str = OPENID) -> str:
 
 def csrf(page) -> str:
     return CSRF_FIELD.search(page.get_data(as_text=True)).group(1)
-
-
-def session_of(client, app) -> dict:
-    cookie = client.get_cookie("session")
-    if cookie is None:
-        return {}
-    return app.session_interface.get_signing_serializer(app).loads(cookie.value)
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 class Follower:
@@ -103,11 +76,6 @@ class Follower:
 
     def everything_shown(self) -> str:
         return "\n".join(text(page) for page in self.pages)
-
-
-@pytest.fixture
-def holders(app):
-    return import_holders(app, 2)
 
 
 @pytest.fixture
@@ -179,7 +147,7 @@ def test_login_through_the_simulator_shows_the_form(client, app, sim):
 @pytest.mark.parametrize("state", ["missing", "wrong", "empty", "non-ascii"])
 def test_callback_without_the_right_state_stores_nothing(client, app, sim, state):
     location = client.get("/m/bind").headers["Location"]
-    callback = urlsplit(authorize(sim, location))
+    callback = urlsplit(authorize(sim, location, OPENID))
     code = re.search(r"code=([^&]+)", callback.query).group(1)
     query = {"missing": {"code": code}, "wrong": {"code": code, "state": "A" * 32},
              "empty": {"code": code, "state": ""},
@@ -233,7 +201,7 @@ def test_a_used_oauth_code_gets_a_friendly_page(client, app, sim):
 ])
 def test_wechat_failures_give_a_retry_page_not_a_500(client, app, sim, fault, status, title):
     location = client.get("/m/bind").headers["Location"]
-    callback = authorize(sim, location)
+    callback = authorize(sim, location, OPENID)
     sim_fault(sim, path=EXCHANGE, **fault)
     answer = client.get(callback)
     assert answer.status_code == status
@@ -391,6 +359,6 @@ def test_a_snapshot_page_visitor_is_not_logged_in(client, app, sim, monkeypatch)
     monkeypatch.setattr(oauth, "exchange_code", lambda client, code: oauth.WebUser(
         openid="oVirtual", unionid=None, scope="snsapi_base", snapshot=True))
     location = client.get("/m/bind").headers["Location"]
-    answer = client.get(authorize(sim, location))
+    answer = client.get(authorize(sim, location, OPENID))
     assert answer.status_code == 403 and "使用完整服务" in text(answer)
     assert "oa_openid" not in session_of(client, app)
