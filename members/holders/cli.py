@@ -33,6 +33,7 @@ def import_command(path: Path) -> None:
     with path.open(encoding="utf-8", newline="") as stream:
         try:
             report = registry.import_holders(stream)
+            db.session.commit()  # the whole file, or (on any error below) nothing of it
         except registry.ImportRejected as rejected:
             for error in rejected.errors:
                 click.echo(str(error), err=True)
@@ -42,6 +43,9 @@ def import_command(path: Path) -> None:
             raise click.ClickException(
                 "the table changed during the import; nothing was imported, run it again"
             ) from None
+    if report.created:
+        registry.refresh_statistics()
+        db.session.commit()
     click.echo(f"created {report.created}, updated {report.updated}, "
                f"unchanged {report.unchanged}")
 

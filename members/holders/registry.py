@@ -225,8 +225,8 @@ def _store_batch(keys: Vault, batch: list[HolderRecord], report: ImportReport) -
     report.unchanged += len(batch) - len(inserts) - len(updates)
 
 
-def _refresh_statistics() -> None:
-    """Let PostgreSQL's planner see the rows just loaded.
+def refresh_statistics() -> None:
+    """Let PostgreSQL's planner see the rows an import just committed.
 
     Until autovacuum analyses the table, the planner takes it for nearly empty
     and scans it once per batched lookup: an import repeated right after the
@@ -234,23 +234,16 @@ def _refresh_statistics() -> None:
     """
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text(f"ANALYZE {CardHolder.__tablename__}"))
-        db.session.commit()
 
 
 def store_holders(records: list[HolderRecord]) -> ImportReport:
-    """Upsert validated records by card index, all in one transaction (committed here)."""
+    """Upsert validated records by card index, in the caller's transaction: the caller commits
+    the whole file at once (or rolls it all back), then may ``refresh_statistics``."""
     keys = vault()
     report = ImportReport()
-    try:
-        # Batches bound the queries' parameters and the memory of encrypted rows in flight.
-        for start in range(0, len(records), BATCH_SIZE):
-            _store_batch(keys, records[start:start + BATCH_SIZE], report)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    if report.created:
-        _refresh_statistics()
+    # Batches bound the queries' parameters and the memory of encrypted rows in flight.
+    for start in range(0, len(records), BATCH_SIZE):
+        _store_batch(keys, records[start:start + BATCH_SIZE], report)
     # "created" is a LogRecord attribute: the counts get names of their own.
     log.info("card holders imported", extra={"holders_created": report.created,
                                               "holders_updated": report.updated,

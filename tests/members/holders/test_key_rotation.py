@@ -90,6 +90,7 @@ def test_rotation_moves_everything_to_the_new_key(app_with):
     app_a = app_with(KEY_A)
     with app_a.app_context():
         import_holders(holders_csv([holder(n) for n in range(1, 6)]))
+        db.session.commit()
         _sessions(4)
     before = _plaintexts(app_a)
     indexes = _indexes(app_a)
@@ -111,6 +112,7 @@ def test_rotation_moves_everything_to_the_new_key(app_with):
     assert _plaintexts(app_b) == after
     with app_b.app_context():
         report = import_holders(holders_csv([holder(n) for n in range(1, 6)]))
+        db.session.commit()
     assert (report.created, report.updated, report.unchanged) == (0, 0, 5)
 
     # A second run has nothing left to do.
@@ -122,6 +124,7 @@ def test_an_interrupted_rotation_resumes(app_with):
     app_a = app_with(KEY_A)
     with app_a.app_context():
         import_holders(holders_csv([holder(n) for n in range(1, 6)]))
+        db.session.commit()
         # A row under a key nobody has any more: rotation stops there.
         stray = db.session.scalars(select(CardHolder).order_by(CardHolder.id)).all()[3]
         stray.name = Vault([KEY_C], base64.b64decode(INDEX_KEY)).encrypt(

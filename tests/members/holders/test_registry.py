@@ -29,7 +29,9 @@ def _count(app) -> int:
 
 def _import(app, stream):
     with app.app_context():
-        return import_holders(stream)
+        report = import_holders(stream)
+        db.session.commit()  # the caller owns the import's transaction
+        return report
 
 
 def _rejected(app, stream) -> list[str]:
