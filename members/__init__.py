@@ -7,6 +7,8 @@
   ``transactions.alerts``, the WeChat alerts of each transaction.
 
 ``members`` never imports ``campaigns``; ``campaigns`` may call ``members`` services.
+``demo`` (``flask --app app demo``) walks a newcomer from a follow to an alert against the
+WeChat simulator.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.cli import AppGroup
 
-from members import holders, protection, transactions
+from members import demo, holders, protection, transactions
 
 members_cli = AppGroup("members", help="Card holders: registry import, encryption keys, "
                                        "audit trail, transaction alerts.")
@@ -25,3 +27,4 @@ def init_app(app: Flask) -> None:
     holders.init_app(app, members_cli)
     transactions.init_app(app, members_cli)
     app.cli.add_command(members_cli)
+    app.cli.add_command(demo.demo_command)
