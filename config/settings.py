@@ -130,9 +130,11 @@ BASE: dict[str, Any] = {
     # Seconds an OAuth login on the H5 pages counts, however active the page: then the
     # page silently asks WeChat again (snsapi_base needs no click). CSRF tokens die with it.
     "H5_LOGIN_MAX_AGE": 30 * 60,
-    # Flask's signed session cookie (only the H5 pages use it): JavaScript cannot read it,
-    # cross-site subrequests and POSTs do not carry it, and it expires after this many
-    # idle seconds. Secure (https only) in the production profile.
+    # Flask's signed session cookie (the H5 pages' login and the console's): JavaScript
+    # cannot read it, cross-site subrequests and POSTs do not carry it, and an H5 login's
+    # cookie expires after this many idle seconds (the console's lasts as long as the
+    # browser, its login as long as CONSOLE_*). Secure (https only) in the production
+    # profile; production refuses to start without these three flags.
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
@@ -213,6 +215,12 @@ BASE: dict[str, Any] = {
     # Seconds after WeChat's reset (midnight Asia/Shanghai) a paused API resumes: WeChat's
     # counters may roll over a little late.
     "WECHAT_QUOTA_RESET_MARGIN": 60,
+    # -- benefit campaigns (campaigns/benefits/)
+    # Voucher-code uploads (text/plain, one code a line): the body cap, checked before it is
+    # read, and the longest code believed. At ~20 bytes a line 1.5 MiB holds ~75,000 codes;
+    # a bigger stock goes up in several files. Must stay under MAX_CONTENT_LENGTH.
+    "BENEFIT_CODES_MAX_BYTES": 1536 * 1024,
+    "BENEFIT_CODE_MAX_CHARS": 128,
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,
@@ -248,6 +256,12 @@ BASE: dict[str, Any] = {
         "bind_start": {"openid": "5/hour;10/day", "card": "5/hour;10/day",
                        "phone": "5/hour;10/day", "ip": "60/hour;500/day"},
         "bind_confirm": {"openid": "20/hour;50/day", "ip": "120/hour;1000/day"},
+        # Wrong passwords at the console's login form (campaigns/console/staff.py): only
+        # failures count. Per account, so a guesser spreading over addresses still meets
+        # it; per address, so one spraying many accounts does too. An attacker can lock a
+        # known account for at most a day (20 guesses); the person then waits or asks an
+        # admin (`limits.reset`).
+        "staff_login": {"username": "5/15minute;20/day", "ip": "20/15minute;100/day"},
     },
     # Extra windows for non-local clients, counted apart from and on top of the ones above
     # (a card tried from everywhere still meets RATE_LIMITS). Actions and dimensions: a
@@ -257,12 +271,30 @@ BASE: dict[str, Any] = {
         "bind_start": {"openid": "2/hour;3/day", "card": "2/hour;3/day",
                        "phone": "2/hour;3/day", "ip": "5/hour;10/day"},
         "bind_confirm": {"openid": "6/hour;10/day", "ip": "10/hour;30/day"},
+        "staff_login": {"username": "3/15minute;10/day", "ip": "10/15minute;30/day"},
     },
+    # -- staff and the console (campaigns/console/)
+    # Seconds a bearer token of `flask staff token` lives (90 days); `staff revoke` ends it
+    # sooner.
+    "STAFF_TOKEN_TTL": 90 * 24 * 3600,
+    # Seconds of inactivity after which a console login ends (checked on the server).
+    "CONSOLE_IDLE_TIMEOUT": 30 * 60,
+    # Seconds a console login lasts at most, however active: a working day.
+    "CONSOLE_MAX_AGE": 10 * 3600,
+    # Passwords of staff accounts: at least this many characters (and at most 256).
+    "STAFF_PASSWORD_MIN_LENGTH": 12,
+    # argon2id parameters of staff passwords (memory in KiB): RFC 9106's second
+    # recommendation, argon2-cffi's default. A hash made under other parameters is redone
+    # at the next successful login; production refuses less than OWASP's minimum.
+    "STAFF_PASSWORD_HASH": {"time_cost": 3, "memory_cost": 64 * 1024, "parallelism": 4},
 }
 
 PROFILES: dict[str, dict[str, Any]] = {
     "development": {},
-    "test": {"APP_ENV": "test", "JOBS_EAGER": True, "LOG_LEVEL": "WARNING"},
+    # Tests hash many staff passwords: cheap argon2id parameters (the tests of rehashing
+    # change them back and forth anyway).
+    "test": {"APP_ENV": "test", "JOBS_EAGER": True, "LOG_LEVEL": "WARNING",
+             "STAFF_PASSWORD_HASH": {"time_cost": 1, "memory_cost": 8 * 1024, "parallelism": 1}},
     "production": {"APP_ENV": "production", "AUTO_MIGRATE": False,
                    "CALLBACK_PLAINTEXT_ALLOWED": False, "SESSION_COOKIE_SECURE": True},
 }

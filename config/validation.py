@@ -68,7 +68,34 @@ def _production_problems(settings: Mapping[str, Any]) -> list[str]:
         problems.append("production requires PUBLIC_BASE_URL (https://…) for OAuth redirects")
     if "local-dev" in settings["HOME_REGIONS"]:
         problems.append("production refuses 'local-dev' (private ranges) in HOME_REGIONS")
+    problems += _cookie_problems(settings)
+    problems += _password_hash_problems(settings["STAFF_PASSWORD_HASH"])
     return problems
+
+
+def _cookie_problems(settings: Mapping[str, Any]) -> list[str]:
+    """The session cookie carries the console's login and the H5 pages': https only, out of
+    JavaScript's reach, and not sent along with other sites' requests."""
+    problems = []
+    if settings["SESSION_COOKIE_SECURE"] is not True:
+        problems.append("production requires SESSION_COOKIE_SECURE=true (cookies over https only)")
+    if settings["SESSION_COOKIE_HTTPONLY"] is not True:
+        problems.append("production requires SESSION_COOKIE_HTTPONLY=true")
+    if settings["SESSION_COOKIE_SAMESITE"] not in ("Lax", "Strict"):
+        problems.append("production requires SESSION_COOKIE_SAMESITE Lax or Strict")
+    return problems
+
+
+# OWASP's smallest argon2id configuration (19 MiB, 2 passes, 1 lane).
+_MIN_PASSWORD_HASH = {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}
+
+
+def _password_hash_problems(parameters: Any) -> list[str]:
+    if not isinstance(parameters, Mapping) or set(parameters) != set(_MIN_PASSWORD_HASH) or any(
+            not isinstance(parameters[name], int) or parameters[name] < least
+            for name, least in _MIN_PASSWORD_HASH.items()):
+        return [f"production requires STAFF_PASSWORD_HASH of at least {_MIN_PASSWORD_HASH}"]
+    return []
 
 
 def validate(settings: Mapping[str, Any]) -> None:

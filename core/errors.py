@@ -1,6 +1,10 @@
-"""One error shape for JSON APIs: ``{"error": "code", "message": "..."}``."""
+"""One error shape for JSON APIs: ``{"error": "code", "message": "..."}``, plus the fields a
+contract adds to some errors (a refused redemption's ``"reason"``)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -12,12 +16,14 @@ class ApiError(Exception):
     """Raised by services and blueprints; rendered as the contract's JSON error."""
 
     def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 extra: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.extra = dict(extra or {})  # more fields of the error JSON, beside error and message
 
 
 class Refusal(ApiError):
@@ -42,8 +48,9 @@ def finish_refused(exc: ApiError) -> None:
 
 
 def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> Response:
-    response = jsonify(error=code, message=message)
+                   headers: dict[str, str] | None = None,
+                   extra: Mapping[str, Any] | None = None) -> Response:
+    response = jsonify({**(extra or {}), "error": code, "message": message})
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -51,12 +58,13 @@ def error_response(status: int, code: str, message: str,
 
 def _api_error(exc: ApiError) -> Response:
     finish_refused(exc)
-    return error_response(exc.status, exc.code, exc.message, exc.headers)
+    return error_response(exc.status, exc.code, exc.message, exc.headers, exc.extra)
 
 
 def _http_error(exc: HTTPException) -> Response | HTTPException:
-    # JSON for API callers; pages and the WeChat callback keep their own bodies.
-    if not request.path.startswith("/api/"):
+    # JSON for API callers (members' and staff's); pages and the WeChat callback keep their
+    # own bodies.
+    if not request.path.startswith(("/api/", "/admin/api/")):
         return exc
     code = (exc.name or "error").lower().replace(" ", "_")
     return error_response(exc.code or 500, code, exc.description or code)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, request
@@ -20,6 +21,10 @@ from core.errors import ApiError
 
 # A field's accepted type: one type, or a tuple of them (``(int, type(None))`` for nullable).
 FieldType = type | tuple[type, ...]
+_TIME_MAX_CHARS = 40  # "2026-11-21T12:00:00.123456+08:00" is 32
+# Times before 2000 or after 2099 are faults upstream; the bound also keeps conversion to
+# UTC clear of datetime's year 1 / 9999 edges.
+TIME_YEARS = range(2000, 2100)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,26 @@ def parse_json(raw: bytes) -> Any:
     if not _encodable(body):
         raise ApiError(400, "invalid_json", "the body holds a string that is not text")
     return body
+
+
+def utc_time(value: str) -> datetime:
+    """An ISO-8601 date and time carrying its UTC offset, in UTC; ValueError naming the rule
+    it breaks (never the value).
+
+    A time without an offset is refused: our senders run on Beijing time, we on UTC, and
+    a naive time is 8 hours ambiguous.
+    """
+    if len(value) > _TIME_MAX_CHARS:
+        raise ValueError("is too long for an ISO-8601 time")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO-8601 date and time") from None
+    if moment.utcoffset() is None:
+        raise ValueError("must carry a UTC offset, e.g. +08:00")
+    if moment.year not in TIME_YEARS:
+        raise ValueError(f"must be within the years {TIME_YEARS.start}-{TIME_YEARS.stop - 1}")
+    return moment.astimezone(UTC)
 
 
 def _type_name(kind: FieldType) -> str:

@@ -17,4 +17,6 @@ pytest_plugins = (
     "tests.fixtures.feed",
     "tests.fixtures.alerts",
     "tests.fixtures.simkit",
+    "tests.fixtures.staff",
+    "tests.fixtures.benefits",
 )

@@ -19,6 +19,9 @@ Choices:
   keeps the `limits` library's moving-window lists (newest first, trimmed to
   the limit, same keys), so the library still reads them for Retry-After and
   clears them; it has no all-or-nothing hit of its own.
+* Where only failures should count (a staff login), the attempt is still counted
+  first, and a success gives it back (``refund``): checking first and counting
+  failures afterwards would let concurrent guesses all pass the check.
 * Identifier values are blind indexes (``members.pii``: keyed HMAC per kind), so
   Redis keys hold no card number, phone, openid or address. IPv6 clients are
   counted per /64 (``core.client_ip.ip_limit_key``).
@@ -53,7 +56,8 @@ from members.protection import audit
 from members.protection.pii import vault
 
 # Dimension names are blind-index kinds of members.pii: the value is hashed as that kind.
-DIMENSIONS = frozenset({"ip", "openid", "card", "phone"})
+# ``username`` is a staff account's (the console's login, campaigns.console).
+DIMENSIONS = frozenset({"ip", "openid", "card", "phone", "username"})
 KEY_PREFIX = "ratelimit"
 _EXTENSION = "rate_limiter"
 _ADMIT_SCRIPT = "rate_limiter.admit"
@@ -166,10 +170,14 @@ return full
 """
 
 
+def _key(limiter: MovingWindowRateLimiter, window: _Window) -> str:
+    """The Redis key of a window's list, as the `limits` library names it."""
+    return limiter.storage.prefixed_key(window.item.key_for(*window.identifiers))
+
+
 def _admit(limiter: MovingWindowRateLimiter, windows: list[_Window]) -> list[_Window]:
     """Record one attempt in every window if all have room; else the full ones (none recorded)."""
-    storage = limiter.storage
-    keys = [storage.prefixed_key(w.item.key_for(*w.identifiers)) for w in windows]
+    keys = [_key(limiter, w) for w in windows]
     args: list[float | int] = [time.time()]
     for window in windows:
         args += [window.item.amount, window.item.get_expiry()]
@@ -182,6 +190,22 @@ def _retry_after(limiter: MovingWindowRateLimiter, full: list[_Window]) -> int:
     now = time.time()
     waits = [limiter.get_window_stats(w.item, *w.identifiers).reset_time - now for w in full]
     return max(1, math.ceil(max(waits)))
+
+
+def refund(action: str, keys: Mapping[str, str], *, local: bool) -> None:
+    """Give back the attempt ``enforce`` just counted for these identifiers.
+
+    For actions where only failures should count (a staff login that turned out right):
+    the attempt is counted before its outcome is known, so that concurrent attempts cannot
+    all pass a check made before any of them was recorded, and a success then returns its
+    place. Each window drops its newest entry: this attempt's, or a concurrent one's made
+    at the same moment, which leaves the same count.
+    """
+    limiter = _limiter()
+    pipeline = get_redis().pipeline(transaction=False)
+    for window in _windows(action, keys, local=local):
+        pipeline.lpop(_key(limiter, window))
+    pipeline.execute()
 
 
 def reset(action: str, keys: Mapping[str, str]) -> None:

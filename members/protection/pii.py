@@ -73,6 +73,8 @@ INDEX_KINDS: dict[str, Callable[[str], str]] = {
     "id_no": identity.canonical_id_no,
     "openid": lambda value: value,
     "ip": _canonical_ip,
+    "username": lambda value: value.strip().lower(),  # a staff account's (console logins)
+    "voucher": lambda value: value,  # a partner's voucher code, as given: codes may be cased
 }
 
 
@@ -179,7 +181,8 @@ class Vault:
         """Hex HMAC-SHA256 of the normalised value under the kind's subkey.
 
         Kinds: ``card`` (separators dropped), ``phone`` (11 digits, +86 dropped),
-        ``id_no`` (upper-case), ``openid`` (as is), ``ip`` (canonical address).
+        ``id_no`` (upper-case), ``openid`` (as is), ``ip`` (canonical address),
+        ``username`` (a staff account's, lower-case), ``voucher`` (as is).
         """
         normalise = INDEX_KINDS.get(kind)
         if normalise is None:

@@ -10,6 +10,10 @@ purchase earned even when they were spent meanwhile. Clamping at zero would let
 someone buy, redeem the points, refund, and keep both; a negative balance is
 owed and repaid by later spending, and redemptions (campaigns/) must check the
 balance covers them. All arithmetic is on integers.
+
+Points spent (a benefit bought with points) are a negative entry of kind
+``redeem`` naming what they bought in ``reference``; (kind, reference) is
+unique, so one redemption spends once however often ``spend`` is called for it.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from config.validation import ConfigError
-from core.db import bulk_insert, db
+from core.db import bulk_insert, db, insert_skipping_conflicts
 from members.transactions.models import PointEntry, Transaction
 
 EARN = "earn"
 TAKE_BACK = "reverse"  # the model's kind for a negative entry of a refund or reversal
+SPEND = "redeem"  # points spent on a benefit
 _ENTRY_MAX = 2**31 - 1  # point_entry.points is a 32-bit INTEGER
 _EXTENSION = "points_rules"
 
@@ -122,6 +127,22 @@ def record(rules: Rules, transactions: Iterable[Mapping[str, Any]]) -> int:
                          "kind": move.kind, "points": move.points, "reason": move.reason})
     bulk_insert(PointEntry.__table__, rows, skip_conflicts_on=["txn_id", "kind"])
     return len(rows)
+
+
+def spend(holder_id: int, points: int, reason: str, *, reference: str) -> bool:
+    """Take ``points`` (> 0) off the holder's balance for ``reference``; False if done before.
+
+    The caller checks the balance covers it, under whatever serialises that holder's
+    spending (a redemption locks the holder row), and commits.
+    """
+    if type(points) is not int or points <= 0:
+        raise ValueError("points spent must be a positive integer")
+    inserted = db.session.execute(
+        insert_skipping_conflicts(PointEntry.__table__, "kind", "reference")
+        .values(holder_id=holder_id, kind=SPEND, points=-points, reason=reason,
+                reference=reference)
+        .returning(PointEntry.__table__.c.id))
+    return inserted.first() is not None
 
 
 def balance(holder_id: int) -> int:

@@ -109,6 +109,27 @@ def test_production_requires_an_https_public_base_url():
             validate(load_settings(environ={**PRODUCTION_ENV, "PUBLIC_BASE_URL": value}))
 
 
+def test_production_refuses_console_cookies_without_https_flags_all_at_once():
+    environ = {**PRODUCTION_ENV, "SESSION_COOKIE_SECURE": "false",
+               "SESSION_COOKIE_HTTPONLY": "false", "SESSION_COOKIE_SAMESITE": "None",
+               "PUBLIC_BASE_URL": "http://card.bank.example"}
+    with pytest.raises(ConfigError) as refused:
+        validate(load_settings(environ=environ))
+    problems = "\n".join(refused.value.problems)
+    for key in ("SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE",
+                "PUBLIC_BASE_URL"):
+        assert key in problems, key
+    for samesite in ("Lax", "Strict"):
+        validate(load_settings(environ={**PRODUCTION_ENV, "SESSION_COOKIE_SAMESITE": samesite}))
+    assert load_settings(environ=PRODUCTION_ENV)["SESSION_COOKIE_SECURE"] is True  # the profile's
+
+
+def test_production_refuses_cheap_staff_password_hashing():
+    cheap = '{"time_cost": 1, "memory_cost": 8192, "parallelism": 1}'
+    with pytest.raises(ConfigError, match="STAFF_PASSWORD_HASH"):
+        validate(load_settings(environ={**PRODUCTION_ENV, "STAFF_PASSWORD_HASH": cheap}))
+
+
 def test_malformed_aes_key_is_refused_everywhere():
     with pytest.raises(ConfigError, match="WECHAT_AES_KEY"):
         validate(load_settings(environ={"WECHAT_AES_KEY": "too-short"}))

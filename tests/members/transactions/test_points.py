@@ -199,3 +199,25 @@ def test_history_refuses_bad_paging(member, query):
 def test_history_needs_a_member_token(client):
     answer = client.get("/api/members/points")
     assert (answer.status_code, answer.json["error"]) == (401, "missing_token")
+
+
+# -- spending ----------------------------------------------------------------------------------
+
+def test_spending_is_a_negative_entry_made_once_per_reference(client, app, holders, member):
+    post_feed(client, app, item(1, holders[0].card_no, amount_fen=500000))  # +500
+    with app.app_context():
+        holder_id = db.session.scalar(select(PointEntry.holder_id))
+        assert points.spend(holder_id, 120, "redeem:video/music", reference="redemption:7")
+        assert not points.spend(holder_id, 120, "redeem:video/music", reference="redemption:7")
+        assert points.spend(holder_id, 80, "redeem:video/music", reference="redemption:8")
+        db.session.commit()
+    assert member.call("get", "/api/members/me").json["points"] == 300
+    newest = member.call("get", "/api/members/points").json["entries"][0]
+    assert (newest["kind"], newest["points"], newest["reason"], newest["transaction"]) == (
+        "redeem", -80, "redeem:video/music", None)
+
+
+@pytest.mark.parametrize("amount", [0, -5, 1.5])
+def test_spending_needs_a_positive_integer(app_context, amount):
+    with pytest.raises(ValueError, match="positive integer"):
+        points.spend(1, amount, "redeem:x", reference="redemption:1")
