@@ -224,6 +224,10 @@ BASE: dict[str, Any] = {
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,
+    # A worker that lost Redis asks again after this many seconds, doubled per failure (with
+    # jitter) up to the maximum: it is back at most that long after Redis is.
+    "WORKER_REDIS_RETRY_BASE_DELAY": 0.5,
+    "WORKER_REDIS_RETRY_MAX_DELAY": 10.0,
     # RQ queues in priority order: a worker takes the next job from the first non-empty one,
     # so transaction alerts never wait behind marketing pushes or housekeeping.
     "RQ_QUEUES": ["alerts", "pushes", "default"],

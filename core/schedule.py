@@ -23,6 +23,8 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.jobs import Job, enqueue
 
@@ -79,13 +81,24 @@ def start_ticker(app: Flask) -> None:
 
 
 def _tick_forever(app: Flask) -> None:
+    redis_down = False
     while True:
         time.sleep(TICK_SECONDS)
         try:
             with app.app_context():
                 tick()
-        except Exception:  # Redis away, say: the next tick tries again
+        except (RedisConnectionError, RedisTimeoutError):
+            # An outage: said once, not every second; the worker logs and counts it too.
+            if not redis_down:
+                log.warning("periodic jobs: Redis is unavailable; ticking on until it is back")
+            redis_down = True
+            continue
+        except Exception:  # a bug in a tick: say it each time, the next tick tries again
             log.exception("periodic jobs: tick failed")
+            continue
+        if redis_down:
+            log.info("periodic jobs: Redis is back")
+            redis_down = False
 
 
 class _TickWhenServing:

@@ -55,8 +55,6 @@ REDIS_RECONNECTS = Counter(
     "worker_redis_reconnects_total", "Workers that resumed by themselves after a Redis outage",
 )
 
-RETRY_BASE_DELAY = 0.5  # seconds before the first look at Redis; doubled per failure
-RETRY_MAX_DELAY = 10.0  # ...up to this, so a worker is back at most this long after Redis
 PUBSUB_RETRY_SECONDS = 1.0
 # A scheduler process stuck on a Redis that stopped answering (no reset: a network
 # partition) would hold up the next worker for the socket timeout, minutes; it is killed.
@@ -230,8 +228,8 @@ def run(app: Flask, queue_names: list[str], burst: bool) -> None:
             lost = exc
         if lost is None:
             return  # stopped on request, or a burst found the queues empty
-        backoff = Backoff(app.config.get("WORKER_REDIS_RETRY_BASE_DELAY", RETRY_BASE_DELAY),
-                          app.config.get("WORKER_REDIS_RETRY_MAX_DELAY", RETRY_MAX_DELAY))
+        backoff = Backoff(app.config["WORKER_REDIS_RETRY_BASE_DELAY"],
+                          app.config["WORKER_REDIS_RETRY_MAX_DELAY"])
         with _stop_signals() as stop:
             if not wait_for_redis(connection, lost, backoff, stop):
                 return
