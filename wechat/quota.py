@@ -23,15 +23,14 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from redis import Redis
 
+from core.clock import SHANGHAI
 from wechat.metrics import QUOTA_PAUSES, QUOTA_REFUSED
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")  # WeChat's clock for its quotas
 ALERTS = "alerts"
 MARKETING = "marketing"
 PRIORITIES = (ALERTS, MARKETING)

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, cast, func, literal_column, select
 from sqlalchemy.orm import selectinload
@@ -35,6 +34,7 @@ from campaigns.benefits.models import (
     Redemption,
     VoucherCode,
 )
+from core.clock import SHANGHAI
 from core.db import bulk_insert, db, insert_skipping_conflicts, utcnow
 from core.errors import ApiError
 from core.jsonapi import FieldType, object_problems, type_ok, utc_time
@@ -42,7 +42,6 @@ from members.holders.models import CardHolder
 from members.protection import identity
 from members.protection.pii import column_context, vault
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 CODE_CONTEXT = column_context(VoucherCode, "code")
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")

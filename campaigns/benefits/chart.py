@@ -19,8 +19,8 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
-from campaigns.benefits.catalogue import SHANGHAI
 from campaigns.benefits.models import Campaign
+from core.clock import SHANGHAI
 
 WIDTH, HEIGHT = 960, 300
 _MAX_LABELS = 16  # x labels shown at most; beyond it every n-th day is labelled
@@ -28,7 +28,7 @@ _MAX_PRINTED = 31  # bars that carry their value on top (a month); more would co
 _STYLE = Style(
     background="transparent", plot_background="transparent",
     foreground="#1f2329", foreground_strong="#1f2329", foreground_subtle="#dee0e3",
-    colors=("#b3121d",), opacity=".85", opacity_hover=".85",
+    colors=("#b3121d",), value_colors=("#1f2329",), opacity=".85", opacity_hover=".85",
     # The console's system fonts, Chinese ones first: the image does not inherit the page's.
     font_family='"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif',
     label_font_size=12, major_label_font_size=12, value_font_size=12,
@@ -75,6 +75,7 @@ def svg(per_day: Sequence[tuple[date, int]]) -> str:
         disable_xml_declaration=True, js=[], no_prefix=True,
         show_legend=False, show_x_guides=False, show_y_guides=True,
         print_values=len(per_day) <= _MAX_PRINTED, print_zeroes=False,
+        print_values_position="top",
         x_labels_major_every=every, show_minor_x_labels=every == 1,
         margin=8, spacing=8, no_data_text="暂无数据",
     )

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from campaigns.benefits import eligibility
-from campaigns.benefits.catalogue import SHANGHAI
 from campaigns.benefits.models import PUBLISHED, Campaign
+from core.clock import SHANGHAI
 
 # The registry's tiers as the card's leaflets name them; a tier not listed shows its code.
 TIER_NAMES = {"classic": "普卡", "gold": "金卡", "platinum": "白金卡"}

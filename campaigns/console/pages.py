@@ -27,7 +27,6 @@ import logging
 import math
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -47,13 +46,13 @@ from wtforms import ValidationError
 from campaigns.console import audit, roles, sessions, staff
 from campaigns.console.auth import SESSION_KEY, console_staff, safe_next, staff_page
 from core.client_ip import request_client_ip
+from core.clock import SHANGHAI
 from core.db import db
 from core.errors import ApiError, finish_refused
 from members.protection import limits, regions
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The console's own policy, not the H5 shell's (members.holders.h5): the two change for
 # different reasons (WeChat's browser and JS-SDK on one side, charts and uploads here).
 SECURITY_HEADERS = {

@@ -14,12 +14,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
+from core.clock import SHANGHAI
 from members.protection.masking import mask_card
 from wechat import messages
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DIRECTIONS = {"debit": "支出", "credit": "入账"}
 
 
