@@ -38,26 +38,28 @@ fresh database and Redis db, its own simulator process and the same offered load
   environment) that send: the feed stores the transactions and one outbox row
   per alert and enqueues send jobs; the workers claim, send and record them.
 * ``naive`` - bench/peers/naive_alerts.py under the same gunicorn settings: the
-  same app with the feed's handler replaced by one that calls template/send for
-  each new transaction inside the request, one after the other, and answers
-  when the last one has answered. No workers.
+  same app and feed handler, with the outbox step replaced: template/send is
+  called for each new transaction inside the request, one after the other, once
+  the batch is committed, and the feed answers when the last one has answered.
+  No workers.
 
 How: for each target the database (``cobrand_bench_alerts[_naive]``, created
 if missing, schema dropped and rebuilt by the migrations) and the Redis db (11
 or 12) are wiped; ``--holders`` card holders are imported in-process through
-``members.registry.import_holders`` and each is bound to an official-account
+the registry importer (bench/harness/holders.py) and each is bound to an official-account
 openid by inserting its ``Binding`` row (app "oa") directly - binding itself is
 benchmarked by bench/login.py and bench/bruteforce.py; the openids are seeded as
 followers in the simulator (``POST /sim/users``), which runs as ``gunicorn -w 1
--k gthread`` ('bench.sim:create()', ``--sim-threads``) with its request log raised
+-k gthread`` ('bench.harness.sim:create()', ``--sim-threads``) with its request log raised
 to hold every call. The app, the workers and the simulator get the same
-settings (backend.app_env, JSON logs at INFO). One signed transaction must then
+settings (bench/harness/backend.py, JSON logs at INFO). One signed transaction must then
 reach WeChat (sanity check), a 1 s warm-up at the full rate is fed and drained,
 the bench waits (up to 60 s) for the machine to go quiet, and the measured feed
-runs. The feeder is this process: one thread keeps the schedule and signs each
-batch when due (X-Timestamp, X-Signature = HMAC-SHA256 hex of timestamp + "." +
-body, the contract's), ``--connections`` threads post them (a batch waits for
-a free connection if the target is slow; that wait counts in its times).
+runs. The feeder is this process (bench/harness/feed.py): one thread keeps the
+schedule and builds each batch when due, ``--connections`` threads sign
+(X-Timestamp, X-Signature = HMAC-SHA256 hex of timestamp + "." + body, the
+contract's) and post them (a batch waits for a free connection if the target is
+slow; that wait counts in its times).
 Afterwards the bench waits for the outbox to drain (project: no delivery left
 ``queued`` or ``sending``; at most ``--drain-timeout`` s), reads every
 template/send call back from the simulator (``GET /sim/requests``) and maps its
@@ -89,43 +91,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import hmac
-import json
 import math
 import os
 import re
 import secrets
 import sys
-import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import requests
-from flask import Flask
-from sqlalchemy import create_engine, text
 
-from app import create_app
-from bench import backend, holders, proc, profile, server, sim, stats
-from core.db import db
+from bench.harness import backend, holders, proc, profile, report, servers, sim, stats
+from bench.harness.backend import Database
+from bench.harness.feed import Batch, Feed, run_feed
+from bench.harness.report import InvalidRun
 from members.holders.binding import OFFICIAL_ACCOUNT
-from members.holders.models import Binding, CardHolder
-from members.protection.pii import vault
 
-ROOT = Path(__file__).resolve().parent.parent
-FEED_PATH = "/api/transactions"
 TEMPLATE_PATH = "/cgi-bin/message/template/send"
 CLIENT_MSG_ID = re.compile(r"^txn-alert-(\d+)$")
-SHANGHAI = ZoneInfo("Asia/Shanghai")  # core banking's clock
-SERVICES = ("redis-server", "postgres")
 SEND_WORKERS = 2
 SIM_THREADS = 16  # two workers send 8 at a time each (ALERT_SEND_THREADS)
 TARGET_RATE = 500.0
@@ -134,8 +120,6 @@ STEADY_SKIP = 1.0  # seconds at the start of the feed left out of the sustained 
 WARMUP_SECONDS = 1.0
 SANITY_TIMEOUT = 30.0
 DRAIN_POLL = 1.0  # s between the drain wait's questions to the database
-FEED_TIMEOUT = 120.0  # seconds one feed request may take before it counts as unanswered
-MAX_OTHER_CPUS = 0.1
 QUIET_WAIT_SECONDS = 60
 # The schedule thread hands each batch over when due; a late one is still counted from its
 # due time (its lateness counts against the target). Lateness (p99) above this share of the
@@ -160,10 +144,6 @@ PROFILE_TOP = 25
 PROFILE_SKIP = r"^(_WorkItem\.run|Thread\.\w+|_worker|Flask\.\w+|SyncWorker\.\w+) \("
 
 
-class InvalidRun(RuntimeError):
-    """The measurement cannot be trusted; the message says why."""
-
-
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -183,31 +163,15 @@ TARGETS = {
         f"{backend.REDIS_SERVER}/11", SEND_WORKERS,
         "SELECT d.id, t.txn_id FROM delivery d JOIN card_transaction t ON t.id = d.transaction_id",
         "SELECT count(*) FROM delivery WHERE state IN ('queued', 'sending')",
-        "_send_chunk (members/alerts.py)",  # a send job's threads
+        "_send_chunk (members/transactions/alerts/sending.py)",  # a send job's threads
         f"gunicorn 2 sync workers + {SEND_WORKERS} `flask worker` (outbox, RQ jobs)"),
     "naive": Target(
         "naive", "bench.peers.naive_alerts:create()",
         backend.database_url("cobrand_bench_alerts_naive"), f"{backend.REDIS_SERVER}/12", 0,
         "SELECT id, txn_id FROM card_transaction", None,
-        "post_transactions (bench/peers/naive_alerts.py)",
+        "send_now (bench/peers/naive_alerts.py)",
         "gunicorn 2 sync workers, template/send inside the request (bench/peers)"),
 }
-
-
-@dataclass
-class Batch:
-    """One feed request and what became of it (times are unix seconds)."""
-
-    index: int
-    due: float
-    txn_ids: list[str]
-    handed: float = math.nan  # when the schedule thread handed it to the connections
-    sent: float = math.nan
-    answered: float = math.nan
-    status: int | None = None  # None: no answer (connection error, timeout, never sent)
-    accepted: int = 0
-    duplicate: int = 0
-    error: str = ""
 
 
 @dataclass
@@ -231,8 +195,7 @@ class Result:
     batches: list[Batch] = field(default_factory=list)
     received: Received = field(default_factory=Received)
     drained_after: float = math.nan  # s after the schedule's end until nothing was pending
-    cpu: dict[str, float] = field(default_factory=dict)
-    cpu_seconds: float = 0.0  # length of the CPU sampling window
+    cpu: proc.CpuUse = field(default_factory=proc.CpuUse)  # over the feed and the drain
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)  # project: deliveries by state
     app_latency: stats.Latency | None = None  # project: sent_at - occurred_at (ms)
@@ -287,10 +250,6 @@ class Result:
         return max(times) - (self.start + self.schedule) if times else math.nan
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # -- setting up ---------------------------------------------------------------------------------
 
 def openid(n: int) -> str:
@@ -299,40 +258,25 @@ def openid(n: int) -> str:
 
 def target_env(target: Target, workdir: Path, secret: str) -> dict[str, str]:
     """The target's environment (fresh keys): its database and Redis db, the feed secret."""
-    metrics = workdir / f"prometheus-{target.name}"
-    metrics.mkdir(exist_ok=True)
     return backend.app_env(target.database, target.redis_url, TXN_FEED_SECRET=secret,
-                           PROMETHEUS_MULTIPROC_DIR=str(metrics))
+                           **backend.metrics_env(workdir, target.name))
 
 
 def seed(env: dict[str, str], count: int) -> list[str]:
-    """Schema by the migrations; ``count`` holders imported and bound to an official-account
-    openid each (Binding rows inserted directly: binding is benchmarked elsewhere).
+    """Schema by the migrations; ``count`` holders imported, holder n bound to ``openid(n)``.
 
-    Returns the holders' card numbers; holder n is bound to ``openid(n)``.
+    Returns the holders' card numbers.
     """
-    app: Flask = create_app(backend.settings(env))  # AUTO_MIGRATE builds the schema
-    rows = holders.holders(0, count)
-    holders.import_rows(app, rows)
-    with app.app_context():
-        cards = dict(db.session.query(CardHolder.card_index, CardHolder.id).all())
-        ids = [cards[vault().blind_index("card", row.card_no)] for row in rows]
-        db.session.add_all(Binding(holder_id=holder_id, app=OFFICIAL_ACCOUNT, openid=openid(n))
-                           for n, holder_id in enumerate(ids))
-        db.session.commit()
-        db.engine.dispose()
-    return [row.card_no for row in rows]
+    bindings = [{"app": OFFICIAL_ACCOUNT, "openid": openid(n)} for n in range(count)]
+    return [row.card_no for row in holders.seed(env, bindings)]
 
 
 @contextlib.contextmanager
 def send_workers(count: int, env: dict[str, str], workdir: Path,
                  name: str) -> Iterator[list[int]]:
     """``count`` ``flask --app app worker`` processes until the block exits; their pids."""
-    argv = [sys.executable, "-m", "flask", "--app", "app", "worker"]
-    with contextlib.ExitStack() as stack:
-        processes = [stack.enter_context(server.background(
-            argv, env, ROOT, workdir / f"worker-{name}-{n}.log")) for n in range(count)]
-        yield [p.pid for p in processes]
+    with servers.job_workers(count, env, workdir, name) as processes:
+        yield [process.pid for process in processes]
 
 
 def worker_pids(pids: list[int]) -> list[int]:
@@ -340,151 +284,10 @@ def worker_pids(pids: list[int]) -> list[int]:
     return [pid for parent in pids for pid in (parent, *proc.children(parent))]
 
 
-def service_pids() -> list[int]:
-    return proc.pids_named(SERVICES)
-
-
-# -- the feeder ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Feed:
-    """Where and what to post: the app, the secret, the cards, the batch size and pace."""
-
-    url: str
-    secret: str
-    cards: list[str]
-    batch: int
-    rate: float
-
-    @property
-    def interval(self) -> float:
-        return self.batch / self.rate
-
-
-def items(feed: Feed, prefix: str, index: int, due: float) -> list[dict[str, Any]]:
-    """Batch ``index``: new txn_ids, cards in turn, occurred_at = when the batch is due."""
-    occurred = datetime.fromtimestamp(due, SHANGHAI).isoformat()
-    found = []
-    for i in range(feed.batch):
-        n = index * feed.batch + i
-        credit = n % 10 == 9  # one in ten: money in, no points, no merchant
-        found.append({
-            "txn_id": f"{prefix}{index:07d}{i:04d}", "card_no": feed.cards[n % len(feed.cards)],
-            "amount_fen": 100 + n % 500_000, "currency": "CNY",
-            "direction": "credit" if credit else "debit",
-            "merchant": "" if credit else "压测咖啡 Bench Coffee",
-            "channel": "TRANSFER" if credit else "POS", "occurred_at": occurred,
-            "balance_fen": 10**8 - n,
-        })
-    return found
-
-
-def signed_headers(secret: str, body: bytes) -> dict[str, str]:
-    """The contract's signature: HMAC-SHA256(secret, timestamp + "." + body), hex."""
-    timestamp = str(int(time.time()))
-    signature = hmac.new(secret.encode(), timestamp.encode() + b"." + body,
-                         hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-Timestamp": timestamp,
-            "X-Signature": signature}
-
-
-class Poster:
-    """Posts batches on ``connections`` threads, one HTTP session per thread."""
-
-    def __init__(self, feed: Feed, connections: int) -> None:
-        self.feed = feed
-        self.pool = ThreadPoolExecutor(connections, thread_name_prefix="feed")
-        self.local = threading.local()
-
-    def submit(self, batch: Batch, body: bytes) -> Future[None]:
-        return self.pool.submit(self._post, batch, body)
-
-    def _post(self, batch: Batch, body: bytes) -> None:
-        http = getattr(self.local, "http", None) or self._session()
-        headers = signed_headers(self.feed.secret, body)  # signed when it leaves
-        batch.sent = time.time()
-        try:
-            response = http.post(self.feed.url + FEED_PATH, data=body, headers=headers,
-                                 timeout=FEED_TIMEOUT)
-        except requests.RequestException as exc:
-            batch.error = type(exc).__name__
-            return
-        finally:
-            batch.answered = time.time()
-        batch.status = response.status_code
-        if response.status_code == 202:
-            answer = response.json()
-            batch.accepted, batch.duplicate = answer["accepted"], answer["duplicate"]
-        else:
-            batch.error = response.text[:200]
-
-    def _session(self) -> requests.Session:
-        self.local.http = requests.Session()
-        return self.local.http
-
-    def close(self, futures: list[Future[None]], timeout: float) -> None:
-        """Wait up to ``timeout`` s for the batches; those not started by then are dropped,
-        those in flight are waited for (each at most FEED_TIMEOUT)."""
-        wait(futures, timeout=timeout)
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def run_feed(feed: Feed, prefix: str, seconds: float, connections: int,
-             drain: float) -> list[Batch]:
-    """Feed batches on schedule for ``seconds``; the batches.
-
-    Batches still waiting for a connection ``drain`` s after the schedule's end are
-    dropped (status None, no answer).
-    """
-    poster = Poster(feed, connections)
-    count = max(1, round(seconds / feed.interval))
-    start = time.time() + 0.05
-    batches: list[Batch] = []
-    futures: list[Future[None]] = []
-    for index in range(count):
-        due = start + index * feed.interval
-        pause = due - time.time()
-        if pause > 0:
-            time.sleep(pause)
-        body_items = items(feed, prefix, index, due)
-        batch = Batch(index, due, [item["txn_id"] for item in body_items])
-        batches.append(batch)
-        body = json.dumps(body_items).encode()
-        batch.handed = time.time()
-        futures.append(poster.submit(batch, body))
-    end = start + count * feed.interval
-    poster.close(futures, max(0.0, end + drain - time.time()))
-    return batches
-
-
 # -- the target ---------------------------------------------------------------------------------
 
-class Database:
-    """The bench's own connection to the target's database (read-only queries)."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, pool_size=1)
-
-    def scalar(self, sql: str) -> Any:
-        with self.engine.connect() as connection:
-            return connection.scalar(text(sql))
-
-    def rows(self, sql: str) -> list[tuple]:
-        with self.engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql))]
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-
-def slow_down(sim_url: str, seconds: float) -> None:
-    """Every template/send waits ``seconds`` at WeChat before it is handled (sim fault)."""
-    fault = {"path": TEMPLATE_PATH, "delay": seconds, "times": -1}
-    requests.post(f"{sim_url}/sim/faults", json=fault, timeout=30).raise_for_status()
-
-
 def sent_count(sim_url: str) -> int:
-    return sim.stats(sim_url).get("sent", {}).get("template", 0)
+    return sim.sent(sim_url, "template")
 
 
 def wait_drained(target: Target, database: Database, sim_url: str, want: int,
@@ -569,19 +372,16 @@ def project_facts(database: Database, result: Result, prefix: str) -> None:
 class Running:
     """The processes of one target while it runs."""
 
-    app: server.Server
+    app: servers.Server
     workers: list[int]
-    sim: server.Server
+    sim: servers.Server
     database: Database
 
     def groups(self) -> dict[str, list[int]]:
         found = {"app": [self.app.process.pid, *self.app.workers()],
                  "workers": worker_pids(self.workers), "sim": sim.pids(self.sim),
-                 "redis+pg": service_pids(), "feeder": [os.getpid()]}
+                 "redis+pg": backend.service_pids(), "feeder": [os.getpid()]}
         return {name: pids for name, pids in found.items() if pids}
-
-    def pids(self) -> list[int]:
-        return [pid for group in self.groups().values() for pid in group]
 
 
 def warm_up(run: Running, feed: Feed, target: Target, args: argparse.Namespace) -> None:
@@ -596,9 +396,8 @@ def measure_feed(run: Running, feed: Feed, target: Target, args: argparse.Namesp
                  workdir: Path, result: Result) -> None:
     """The measured feed, the drain after it and the CPU used meanwhile."""
     already_sent = sent_count(run.sim.url)
-    before = proc.CpuSample.take(run.pids())
-    started = time.monotonic()
-    with contextlib.ExitStack() as stack:
+    # The CPU meter encloses py-spy's recording, so that its CPU counts as ours ("children").
+    with proc.measuring(run.groups) as result.cpu, contextlib.ExitStack() as stack:
         profiled = (stack.enter_context(profile.recording(
             worker_pids(run.workers) or run.app.workers(), args.duration, workdir,
             mode=args.profile)) if args.profile else None)
@@ -608,16 +407,11 @@ def measure_feed(run: Running, feed: Feed, target: Target, args: argparse.Namesp
         drained = wait_drained(target, run.database, run.sim.url,
                                already_sent + len(result.expected), args.drain_timeout)
         result.drained_after = time.time() - (result.start + result.schedule)
-    # After py-spy has been waited for, so that its CPU counts as ours ("children").
-    seconds = time.monotonic() - started
-    after = proc.CpuSample.take(run.pids())
     if profiled:
         result.profile = profile.load(profiled, within=target.sending)
     if not drained:
         result.warnings.append(f"not drained {args.drain_timeout:g}s after the feed: "
                                "what was still pending counts as lost")
-    result.cpu = proc.cpu_by_group(before, after, run.groups(), seconds)
-    result.cpu_seconds = seconds
 
 
 def collect(run: Running, target: Target, result: Result) -> None:
@@ -643,8 +437,8 @@ def prepare(target: Target, args: argparse.Namespace,
     env = target_env(target, workdir, secret)
     cards = seed(env, args.holders)
     backend.settle(target.database)
-    log(f"[{target.name}] {target.database} and {target.redis_url} wiped; {args.holders} holders "
-        "imported and bound; checkpointed")
+    report.log(f"[{target.name}] {target.database} and {target.redis_url} wiped; "
+               f"{args.holders} holders imported and bound; checkpointed")
     return env, secret, cards
 
 
@@ -662,10 +456,8 @@ def measure(run: Running, feed: Feed, target: Target, args: argparse.Namespace,
     except InvalidRun as exc:
         raise InvalidRun(f"{exc}\n{run.app.log_tail(20)}") from None
     warm_up(run, feed, target, args)
-    log(f"[{target.name}] sanity transaction and {WARMUP_SECONDS:g}s warm-up sent")
-    quiet = proc.wait_quiet(MAX_OTHER_CPUS, QUIET_WAIT_SECONDS)
-    if quiet >= MAX_OTHER_CPUS:
-        log(f"[{target.name}] machine not quiet ({quiet:.2f} CPUs busy); measuring anyway")
+    report.log(f"[{target.name}] sanity transaction and {WARMUP_SECONDS:g}s warm-up sent")
+    report.await_quiet(QUIET_WAIT_SECONDS, f"[{target.name}] ")
     measure_feed(run, feed, target, args, workdir, result)
     collect(run, target, result)
 
@@ -675,15 +467,15 @@ def run_target(target: Target, args: argparse.Namespace, workdir: Path) -> Resul
     result = Result(target)
     env, secret, cards = prepare(target, args, workdir)
     app_log = workdir / f"gunicorn-{target.name}.log"
-    with sim.running("gunicorn", sim_env(env, args), ROOT, workdir / f"sim-{target.name}.log",
-                     args.sim_threads) as wechat:
+    with sim.running("gunicorn", sim_env(env, args), servers.ROOT,
+                     workdir / f"sim-{target.name}.log", args.sim_threads) as wechat:
         sim.add_followers(wechat.url, [openid(n) for n in range(args.holders)])
-        if args.wechat_latency:
-            slow_down(wechat.url, args.wechat_latency)
+        if args.wechat_latency:  # as a real WeChat round trip would
+            sim.add_fault(wechat.url, path=TEMPLATE_PATH, delay=args.wechat_latency, times=-1)
         full = backend.with_sim(env, wechat.url)
         database = Database(target.database)
         try:
-            with server.gunicorn(target.app, full, ROOT, app_log) as app, \
+            with servers.gunicorn(target.app, full, servers.ROOT, app_log) as app, \
                     send_workers(target.workers, full, workdir, target.name) as workers:
                 run = Running(app, workers, wechat, database)
                 feed = Feed(app.url, secret, cards, args.batch, args.rate)
@@ -698,43 +490,34 @@ def run_target(target: Target, args: argparse.Namespace, workdir: Path) -> Resul
 def scan_logs(result: Result, logs: list[Path]) -> None:
     """A warning per log with ERROR lines or tracebacks (app, workers)."""
     for path in logs:
-        text_ = path.read_text(errors="replace") if path.exists() else ""
-        errors = text_.count('"level": "ERROR"') + text_.count("Traceback (most recent")
+        content = path.read_text(errors="replace") if path.exists() else ""
+        errors = content.count('"level": "ERROR"') + content.count("Traceback (most recent")
         if errors:
             result.warnings.append(f"{path.name}: {errors} ERROR lines or tracebacks")
 
 
 def judge(result: Result, interval: float) -> None:
     """InvalidRun when the feeder could not offer the rate; warnings for disturbances."""
-    lag = seconds_summary(result.feeder_lags())
-    if lag["max"] > FEEDER_LAG_INVALID:
-        raise InvalidRun(f"the feeder fell {lag['max']:.2f}s behind its own schedule: the "
+    lag = stats.Latency.of(result.feeder_lags())
+    if lag.max > FEEDER_LAG_INVALID:
+        raise InvalidRun(f"the feeder fell {lag.max:.2f}s behind its own schedule: the "
                          "bench, not the target, limited the rate")
-    if lag["p99"] > FEEDER_LAG_WARN * interval:
-        result.warnings.append(f"the feeder handed batches over late (p99 {lag['p99'] * 1000:.0f}"
-                               f" ms, max {lag['max'] * 1000:.0f} ms; counted against the "
+    if lag.p99 > FEEDER_LAG_WARN * interval:
+        result.warnings.append(f"the feeder handed batches over late (p99 {lag.p99 * 1000:.0f}"
+                               f" ms, max {lag.max * 1000:.0f} ms; counted against the "
                                "target): this process was short of CPU")
-    if result.cpu.get("other", 0.0) > MAX_OTHER_CPUS:
-        result.warnings.append(f"other processes kept {result.cpu['other']:.2f} CPUs busy "
-                               "during the run: the numbers are disturbed")
+    warning = report.disturbed(result.cpu.busy)
+    if warning:
+        result.warnings.append(warning)
 
 
 # -- reporting ----------------------------------------------------------------------------------
 
-def seconds_summary(values: list[float]) -> dict[str, float]:
-    """p50, p95, p99 and max of ``values`` (seconds), NaN when empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return dict.fromkeys(("p50", "p95", "p99", "max"), math.nan)
-    return {"p50": stats.percentile(ordered, 0.50), "p95": stats.percentile(ordered, 0.95),
-            "p99": stats.percentile(ordered, 0.99), "max": ordered[-1]}
-
-
-def feed_times(result: Result) -> tuple[dict[str, float], dict[str, float]]:
+def feed_times(result: Result) -> tuple[stats.Latency, stats.Latency]:
     """(request sent → answer, batch due → answer) of the answered batches, seconds."""
     answered = [b for b in result.batches if b.status is not None]
-    return (seconds_summary([b.answered - b.sent for b in answered]),
-            seconds_summary([b.answered - b.due for b in answered]))
+    return (stats.Latency.of([b.answered - b.sent for b in answered]),
+            stats.Latency.of([b.answered - b.due for b in answered]))
 
 
 def print_header(args: argparse.Namespace, results: list[Result]) -> None:
@@ -745,7 +528,7 @@ def print_header(args: argparse.Namespace, results: list[Result]) -> None:
           f"simulator: gunicorn 1 process x {args.sim_threads} threads"
           + (f", answering template/send after {args.wechat_latency * 1000:g} ms"
              if args.wechat_latency else "")
-          + f"; {os.cpu_count()} CPUs")
+          + f"; {report.CPUS} CPUs")
     for result in results:
         print(f"  {result.target.name:<8} {result.target.about}")
 
@@ -763,12 +546,13 @@ def print_table(results: list[Result]) -> None:
     ]
     for name in ("p50", "p95", "p99", "max"):
         rows.append((f"end to end {name} (s)",
-                     [f"{seconds_summary(r.end_to_end())[name]:.3f}" for r in results]))
+                     [f"{getattr(stats.Latency.of(r.end_to_end()), name):.3f}" for r in results]))
     for name in ("p50", "p99", "max"):
-        rows.append((f"feed answer {name} (s)", [f"{feed_times(r)[0][name]:.3f}" for r in results]))
-    rows.append(("feed due -> answer p99 (s)", [f"{feed_times(r)[1]['p99']:.3f}" for r in results]))
+        rows.append((f"feed answer {name} (s)",
+                     [f"{getattr(feed_times(r)[0], name):.3f}" for r in results]))
+    rows.append(("feed due -> answer p99 (s)", [f"{feed_times(r)[1].p99:.3f}" for r in results]))
     rows.append(("feeder lateness p99 (ms)",
-                 [f"{seconds_summary(r.feeder_lags())['p99'] * 1000:.1f}" for r in results]))
+                 [f"{stats.Latency.of(r.feeder_lags()).p99 * 1000:.1f}" for r in results]))
     rows += [
         ("duplicates (shown twice)", [f"{r.duplicates():,}" for r in results]),
         ("lost (never received)", [f"{r.lost():,}" for r in results]),
@@ -789,18 +573,13 @@ def print_costs(result: Result) -> None:
     names = {"app": "app", "workers": "send workers", "sim": "simulator",
              "redis+pg": "Redis+PostgreSQL", "feeder": "feeder (this process)",
              "children": "py-spy" if result.profile else "children", "other": "other"}
-    print(f"\n[{result.target.name}] CPUs busy over {result.cpu_seconds:.1f}s (feed + drain): "
-          + ", ".join(f"{names[k]} {v:.2f}" for k, v in result.cpu.items())
-          + f" (of {os.cpu_count()})")
+    print(f"\n[{result.target.name}] CPUs busy over {result.cpu.seconds:.1f}s (feed + drain): "
+          + report.busy_line(result.cpu.busy, names))
     done = len(result.received.first)
     if done:
-        cost = {names[k]: v * result.cpu_seconds * 1000 / done
-                for k, v in result.cpu.items() if k not in ("other", "children")}
-        total = sum(cost.values())
+        parties = {k: names[k] for k in result.cpu.busy if k not in ("other", "children")}
         print(f"[{result.target.name}] CPU per alert: "
-              + ", ".join(f"{k} {v:.2f} ms" for k, v in cost.items())
-              + f"; total {total:.2f} ms -> at most {(os.cpu_count() or 1) * 1000 / total:,.0f}"
-              " alerts/s on this machine's CPUs")
+              + report.cost_line(report.cpu_cost(result.cpu, done, parties), "alerts"))
     print(f"[{result.target.name}] RSS after the run: "
           + "; ".join(f"{k} " + ", ".join(f"{mb:.1f} MB" for mb in v)
                       for k, v in result.rss_mb.items() if v))
@@ -828,46 +607,37 @@ def print_profile(result: Result, mode: str) -> None:
     print(f"\n[{result.target.name}] profile of the {whose} during the feed (py-spy, "
           f"{found.total:,} samples inside {result.target.sending}; inclusive shares of its "
           f"{of}):")
-    for label, frame in PROFILE_BUCKETS.items():
-        print(f"  {found.share(frame):6.1%}  {label}")
+    report.print_shares((found.share(frame), label) for label, frame in PROFILE_BUCKETS.items())
     print("  heaviest functions:")
     # Frames on every stack (the sending frame's callers, thread and server loops) say nothing.
     heaviest = [(frame, count) for frame, count in found.inclusive.most_common()
                 if (count < found.total or frame == result.target.sending)
                 and not re.search(PROFILE_SKIP, frame)]
-    for frame, count in heaviest[:PROFILE_TOP]:
-        print(f"  {count / found.total:6.1%}  {frame}")
-
-
-def verdict(ok: bool, text_: str) -> None:
-    print(f"{'PASS' if ok else 'FAIL'}  {text_}")
+    report.print_shares((count / found.total, frame) for frame, count in heaviest[:PROFILE_TOP])
 
 
 def print_verdicts(project: Result, args: argparse.Namespace) -> None:
     slack = args.batch / (project.schedule - STEADY_SKIP)  # one batch cut by the window
     floor = args.rate - slack
     print()
-    verdict(project.feed_rate() >= floor,
-            f"sustained feed rate >= {args.rate:g}/s: {project.feed_rate():,.1f}/s")
-    verdict(project.send_rate() >= floor,
-            f"sustained send rate >= {args.rate:g}/s: {project.send_rate():,.1f}/s")
-    p99 = seconds_summary(project.end_to_end())["p99"]
-    verdict(p99 < TARGET_P99_S, f"end-to-end p99 < {TARGET_P99_S:g}s: {p99:.3f}s")
-    verdict(project.duplicates() == 0, f"0 duplicates: {project.duplicates()}")
-    verdict(project.lost() == 0, f"0 lost: {project.lost()}")
+    report.verdict(project.feed_rate() >= floor,
+                   f"sustained feed rate >= {args.rate:g}/s: {project.feed_rate():,.1f}/s")
+    report.verdict(project.send_rate() >= floor,
+                   f"sustained send rate >= {args.rate:g}/s: {project.send_rate():,.1f}/s")
+    p99 = stats.Latency.of(project.end_to_end()).p99
+    report.verdict(p99 < TARGET_P99_S, f"end-to-end p99 < {TARGET_P99_S:g}s: {p99:.3f}s")
+    report.verdict(project.duplicates() == 0, f"0 duplicates: {project.duplicates()}")
+    report.verdict(project.lost() == 0, f"0 lost: {project.lost()}")
 
 
 def print_ratios(project: Result, naive: Result) -> None:
-    def ratio(a: float, b: float) -> str:
-        return f"{a / b:.2f}x" if b else "-"
-
-    p, n = seconds_summary(project.end_to_end()), seconds_summary(naive.end_to_end())
+    p, n = stats.Latency.of(project.end_to_end()), stats.Latency.of(naive.end_to_end())
     fp, fn = feed_times(project)[0], feed_times(naive)[0]
     print("\nproject / naive (same run, same offered load): "
-          f"feed rate {ratio(project.feed_rate(), naive.feed_rate())}, "
-          f"send rate {ratio(project.send_rate(), naive.send_rate())}; "
-          f"end to end p50 {ratio(p['p50'], n['p50'])}, p99 {ratio(p['p99'], n['p99'])}; "
-          f"feed answer p50 {ratio(fp['p50'], fn['p50'])}, p99 {ratio(fp['p99'], fn['p99'])} "
+          f"feed rate {report.ratio(project.feed_rate(), naive.feed_rate())}, "
+          f"send rate {report.ratio(project.send_rate(), naive.send_rate())}; "
+          f"end to end p50 {report.ratio(p.p50, n.p50)}, p99 {report.ratio(p.p99, n.p99)}; "
+          f"feed answer p50 {report.ratio(fp.p50, fn.p50)}, p99 {report.ratio(fp.p99, fn.p99)} "
           "(rates: higher is better; times: lower is better)")
 
 
@@ -915,22 +685,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def workspace() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="bench-alerts-") as tmp:
-        yield Path(tmp)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the report; 1 if a measurement is invalid."""
     args = parse_args(argv)
     names = [args.only] if args.only else ["project", "naive"]
     results, invalid = [], []
-    with workspace() as workdir:
+    with servers.workspace("alerts") as workdir:
         for name in names:
             try:
                 results.append(run_target(TARGETS[name], args, workdir))
-            except (InvalidRun, server.ServerError, RuntimeError, OSError,
+            except (InvalidRun, servers.ServerError, RuntimeError, OSError,
                     requests.RequestException) as exc:
                 invalid.append(f"INVALID  [{name}] {type(exc).__name__}: {exc}")
     if results:

@@ -68,7 +68,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -85,14 +84,15 @@ from rq import Worker
 from sqlalchemy import func, select
 
 from app import create_app as app_factory
-from bench import backend, holders, proc, server, sim, smsink, stats
+from bench.harness import backend, proc, servers, sim, smsink, stats
+from bench.harness.report import InvalidRun, log, verdict
 from config.settings import BASE
 from core.db import db
 from members.holders.models import BindChallenge, Binding
 from members.protection import regions
 from members.protection.models import SecurityEvent
+from tests.fixtures.factories import Holder, holder, import_holders
 
-ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "cobrand_bruteforce"
 REDIS_URL = f"{backend.REDIS_SERVER}/13"
 PROXY = "127.0.0.1"  # the test client's address, trusted as our own reverse proxy
@@ -100,6 +100,8 @@ DAY = 86_400
 # Every time setting is divisible by the scale, so each stays a whole number of seconds.
 SCALED_SECONDS = ("BIND_CODE_TTL", "CARD_LOCK_WINDOW", "CARD_LOCK_SECONDS", "MEMBER_SESSION_TTL")
 CARDS = 100
+CONTROLS = 2  # cards of genuine customers that nobody attacks
+TIMING_HOLDERS = 50  # holders of the bind/start timing, attacked by nobody
 IPS = 1_000
 LOCAL_SHARE = 0.2
 CODE_TRIES = 5  # BIND_CODE_MAX_TRIES: a bot drops a challenge after this many wrong codes
@@ -119,10 +121,6 @@ CHALLENGE_ERRORS = frozenset({"invalid_challenge", "challenge_expired", "too_man
 OUTCOMES = ("rate_limited", "region_refused", "challenge_refused", "code_checked", "takeover",
             "unexpected")
 RAISED = "100000000/hour"
-
-
-class InvalidRun(RuntimeError):
-    """The measurement cannot be trusted; the message says why."""
 
 
 # -- compressed time ----------------------------------------------------------------------------
@@ -322,7 +320,7 @@ class Bot:
     """One attacker openid working through its share of the attempts, in order."""
 
     member: Member
-    targets: list[holders.Holder]
+    targets: list[Holder]
     known_phones: set[str]
     ips: list[Ip]
     rng: random.Random
@@ -330,7 +328,7 @@ class Bot:
     challenge: Challenge | None = None
     starts: Counter[str] = field(default_factory=Counter)
 
-    def phone_for(self, card: holders.Holder) -> str:
+    def phone_for(self, card: Holder) -> str:
         if card.card_no in self.known_phones:
             return card.phone
         return f"1{self.rng.choice('3456789')}{self.rng.randrange(10**9):09d}"
@@ -375,7 +373,7 @@ def sleep_until(moment: float) -> float:
 @dataclass
 class Customer:
     member: Member
-    holder: holders.Holder
+    holder: Holder
     ip: Ip
     group: str  # "phone known", "card only", "not attacked"
     tries: list[str] = field(default_factory=list)
@@ -417,8 +415,8 @@ class World:
     env: dict[str, str]
     sim_url: str
     sink: smsink.SmsSink
-    targets: list[holders.Holder]
-    timing_holders: list[holders.Holder]
+    targets: list[Holder]
+    timing_holders: list[Holder]
     notes: list[str]
 
 
@@ -438,15 +436,17 @@ def create_app(env: dict[str, str], **overrides: Any) -> Flask:
 
 @contextlib.contextmanager
 def job_worker(env: dict[str, str], workdir: Path) -> Iterator[None]:
-    """``flask --app app worker`` in its own process (it sends the SMS), until the block exits."""
-    argv = [sys.executable, "-m", "flask", "--app", "app", "worker"]
+    """``flask --app app worker`` in its own process (it sends the SMS), until the block exits.
+
+    Waits until the worker has registered, so that no customer's SMS waits for it to boot.
+    """
     connection = redis.Redis.from_url(REDIS_URL)
-    with server.background(argv, env, ROOT, workdir / "worker.log") as process:
+    with servers.job_workers(1, env, workdir, "sms") as (process,):
         deadline = time.monotonic() + 60
         while not Worker.all(connection=connection):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise InvalidRun("the job worker did not start:\n"
-                                 + (workdir / "worker.log").read_text()[-2000:])
+                                 + (workdir / "worker-sms-0.log").read_text()[-2000:])
             time.sleep(0.2)
         yield
 
@@ -457,16 +457,14 @@ def world(args: argparse.Namespace, workdir: Path) -> Iterator[World]:
     backend.reset_database(backend.database_url(DATABASE))
     backend.reset_redis(REDIS_URL)
     with (smsink.SmsSink() as sink,
-          sim.running("gunicorn", {**os.environ, **backend.wechat_env()}, ROOT,
+          sim.running("gunicorn", {**os.environ, **backend.wechat_env()}, servers.ROOT,
                       workdir / "sim.log") as wechat):
         env, notes = build_env(args, wechat.url, sink.url)
         app = create_app(env)  # AUTO_MIGRATE builds the schema before the worker starts
-        targets = holders.holders(0, CARDS)
-        controls = holders.holders(CARDS, 2)
-        timing_holders = holders.holders(CARDS + 2, 50)
-        holders.import_rows(app, targets + controls + timing_holders)
+        rows = import_holders(app, CARDS + CONTROLS + TIMING_HOLDERS)
         with job_worker(env, workdir):
-            yield World(app, env, wechat.url, sink, targets + controls, timing_holders, notes)
+            yield World(app, env, wechat.url, sink, rows[:CARDS + CONTROLS],
+                        rows[CARDS + CONTROLS:], notes)
 
 
 # -- the attack ---------------------------------------------------------------------------------
@@ -589,7 +587,8 @@ def time_starts(w: World, args: argparse.Namespace) -> dict[str, list[float]]:
     rng = random.Random(args.seed + 2)
     member = Member(app, w.sim_url, "oTiming0000000000000000000001")
     member.ensure_login(f"{PROXY}")
-    unknown = holders.holders(900_000, len(w.timing_holders))
+    imported = len(w.targets) + len(w.timing_holders)  # the factory numbers them from 1
+    unknown = [holder(imported + 1 + n) for n in range(len(w.timing_holders))]
     plan = [kind for kind in ("match", "wrong phone", "unknown card") for _ in range(args.timing)]
     rng.shuffle(plan)
     times: dict[str, list[float]] = {"match": [], "wrong phone": [], "unknown card": []}
@@ -738,14 +737,14 @@ def print_verdicts(groups: dict[str, Counter[str]], facts: DbFacts,
     stopped = 1 - reached / nonlocal_total if nonlocal_total else 0.0
     takeovers = groups["all"]["takeover"] + facts.attacker_bindings
     print()
-    print(f"{'PASS' if takeovers == 0 else 'FAIL'}  takeovers = 0: {groups['all']['takeover']} "
-          f"confirmed, {facts.attacker_bindings} attacker bindings in the database")
-    print(f"{'PASS' if stopped >= TARGET_STOPPED else 'FAIL'}  non-local attempts stopped "
-          f"before the code check >= {TARGET_STOPPED:.0%}: {stopped:.2%} "
-          f"({nonlocal_total - reached:,} of {nonlocal_total:,})")
+    verdict(takeovers == 0, f"takeovers = 0: {groups['all']['takeover']} confirmed, "
+            f"{facts.attacker_bindings} attacker bindings in the database")
+    verdict(stopped >= TARGET_STOPPED, f"non-local attempts stopped before the code check >= "
+            f"{TARGET_STOPPED:.0%}: {stopped:.2%} ({nonlocal_total - reached:,} of "
+            f"{nonlocal_total:,})")
     bound = sum(c.bound for c in customers)
-    print(f"{'PASS' if bound == len(customers) else 'FAIL'}  genuine customers bound during "
-          f"the attack: {bound} of {len(customers)} (database: {facts.customer_bindings})")
+    verdict(bound == len(customers), f"genuine customers bound during the attack: {bound} of "
+            f"{len(customers)} (database: {facts.customer_bindings})")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -770,18 +769,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the attack and the timing, print the report; 1 if the measurement is invalid."""
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-bruteforce-") as tmp:
+    with servers.workspace("bruteforce") as workdir:
         try:
-            with world(args, Path(tmp)) as w:
+            with world(args, workdir) as w:
                 ips = attack_addresses(w.app, random.Random(args.seed))
                 bots = make_bots(w, args, ips)
                 customers = make_customers(w, args)
-                print(f"attack starts: one day = {DAY / args.scale:g} s", file=sys.stderr)
+                log(f"attack starts: one day = {DAY / args.scale:g} s")
                 clock, span = run_attack(w, args, bots, customers)
                 facts = db_facts(w.app, bots, customers)
                 proc.wait_quiet(0.3, 30)
                 times = time_starts(w, args)
-        except (InvalidRun, server.ServerError, OSError, redis.RedisError) as exc:
+        except (InvalidRun, servers.ServerError, OSError, redis.RedisError) as exc:
             print(f"INVALID  {type(exc).__name__}: {exc}")
             return 1
     attempts = [a for b in bots for a in b.attempts]

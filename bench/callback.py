@@ -42,7 +42,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,18 +50,35 @@ from pathlib import Path
 import redis
 import requests
 
-from bench import messages, proc, server, wrk
+from bench.harness import backend, callbacks, load, proc, servers
+from bench.harness.report import InvalidRun, disturbed, log, ratio, verdict
 
-ROOT = Path(__file__).resolve().parent.parent
 MAX_RATE = 10_000  # requests generated per second of load: the ceiling wrk can reach
 WARMUP_SECONDS = 1
 MAX_ERROR_RATE = 0.001
 P99_LIMIT_MS = 10.0
 RSS_LIMIT_MB = 150.0
-MAX_OTHER_CPUS = 0.1  # background load above this is reported as disturbing the numbers
-SERVICES = ("redis-server", "postgres")  # their CPU is reported apart from the background
-REDIS_URL = "redis://127.0.0.1:6379/15"
-DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = f"{backend.REDIS_SERVER}/15"
+DATABASE_URL = backend.database_url("postgres")
+
+# Each line of the requests file is ``path<TAB>body``, pre-formatted in init().
+LUA = r"""
+function init(args)
+  local headers = {["Content-Type"] = "text/xml"}
+  requests = my_lines(args[1], tonumber(args[2]), function(line)
+    local tab = line:find("\t", 1, true)
+    return wrk.format("POST", line:sub(1, tab - 1), headers, line:sub(tab + 1))
+  end)
+end
+
+function request()
+  return next_of(requests)
+end
+
+function done(summary, latency, _)
+  write_totals(summary)
+end
+"""
 
 
 @dataclass(frozen=True)
@@ -75,9 +91,9 @@ class Target:
 @dataclass
 class Outcome:
     target: str
-    result: wrk.WrkResult | None = None
+    result: load.WrkResult | None = None
     rss_mb: float | None = None
-    cpu: proc.CpuUse | None = None
+    cpu: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -97,18 +113,15 @@ class MsgIds:
         return first
 
 
-class TargetError(RuntimeError):
-    """The target could not be measured; the message says why."""
-
-
 def _prepare_project(env: dict[str, str]) -> None:
     """Flush the dedupe/cache Redis db and bring the schema up to date."""
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    backend.reset_redis(env["REDIS_URL"])
     argv = [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"]
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(argv, cwd=servers.ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
     if done.returncode != 0:
         output = (done.stdout + done.stderr).strip().splitlines()
-        raise TargetError(
+        raise InvalidRun(
             f"flask db upgrade failed ({done.returncode}):\n" + "\n".join(output[-40:])
         )
 
@@ -122,47 +135,46 @@ TARGETS = {
 
 def target_env(workdir: Path, name: str) -> dict[str, str]:
     """The same environment for every target, with a fresh Prometheus directory."""
-    metrics_dir = tempfile.mkdtemp(prefix=f"prometheus-{name}-", dir=workdir)
     return {
         **os.environ,
-        **messages.BENCH_CREDENTIALS.env(),
+        **backend.BENCH_CREDENTIALS.env(),
         "REDIS_URL": REDIS_URL,
         "DATABASE_URL": DATABASE_URL,
         "LOG_LEVEL": "INFO",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **backend.metrics_env(workdir, name),
     }
 
 
-def sanity_check(srv: server.Server, msg_id: int) -> int:
+def sanity_check(srv: servers.Server, msg_id: int) -> int:
     """POST one callback, decrypt the reply, check it; return the reply's length in bytes."""
-    creds, user = messages.BENCH_CREDENTIALS, messages.openid(msg_id)
-    path, body = messages.signed_request(creds, msg_id, user)
+    creds, user = backend.BENCH_CREDENTIALS, callbacks.openid(msg_id)
+    path, body = callbacks.signed_request(creds, msg_id, user)
     try:
         response = requests.post(
             srv.url + path, data=body.encode(), headers={"Content-Type": "text/xml"}, timeout=60
         )
     except requests.RequestException as exc:
-        raise TargetError(f"sanity request failed: {exc}\n{srv.log_tail()}") from exc
+        raise InvalidRun(f"sanity request failed: {exc}\n{srv.log_tail()}") from exc
     if response.status_code != 200:
-        raise TargetError(
+        raise InvalidRun(
             f"sanity request: HTTP {response.status_code}: {response.text[:500]}\n{srv.log_tail()}"
         )
     try:
-        reply = messages.decrypt_reply(creds, response.text)
+        reply = callbacks.decrypt_reply(creds, response.text)
     except Exception as exc:
-        raise TargetError(
+        raise InvalidRun(
             f"sanity reply not a valid encrypted reply ({exc!r}): "
             f"{response.text[:500]}\n{srv.log_tail()}"
         ) from exc
     expected = ("text", user, creds.original_id)
     if (reply.type, reply.target, reply.source) != expected or not reply.content:
-        raise TargetError(f"sanity reply is not a text reply to {user}: {reply!r}")
+        raise InvalidRun(f"sanity reply is not a text reply to {user}: {reply!r}")
     return len(response.content)
 
 
-def load(
-    srv: server.Server, args: argparse.Namespace, workdir: Path, ids: MsgIds, seconds: float
-) -> tuple[wrk.WrkResult, proc.CpuUse]:
+def run_load(
+    srv: servers.Server, args: argparse.Namespace, workdir: Path, ids: MsgIds, seconds: float
+) -> tuple[load.WrkResult, dict[str, float]]:
     """Generate fresh signed requests for ``seconds`` of load, then run wrk with them.
 
     Returns wrk's result and who kept the CPUs busy meanwhile.
@@ -170,19 +182,17 @@ def load(
     count = int(MAX_RATE * seconds)
     requests_file = workdir / "requests.txt"
     started = time.monotonic()
-    messages.write_requests(requests_file, messages.BENCH_CREDENTIALS, ids.take(count), count)
+    callbacks.write_requests(requests_file, backend.BENCH_CREDENTIALS, ids.take(count), count)
     log(f"  generated {count:,} signed requests in {time.monotonic() - started:.1f}s")
     gunicorn = [srv.process.pid, *srv.workers()]
-    before = proc.CpuSample.take([*gunicorn, *proc.pids_named(SERVICES)])
-    started = time.monotonic()
     try:
-        result = wrk.run(
-            srv.url, workdir / "load.lua", requests_file, seconds, args.connections, args.threads
-        )
+        with proc.measuring(lambda: {"gunicorn": gunicorn,
+                                     "redis+pg": backend.service_pids()}) as cpu:
+            output = load.run(srv.url, workdir / "load.lua", seconds, args.connections,
+                              args.threads, [str(requests_file), str(args.threads)])
     finally:
         requests_file.unlink()
-    after = proc.CpuSample.take([*gunicorn, *proc.pids_named(SERVICES)])
-    return result, proc.cpu_use(before, after, gunicorn, time.monotonic() - started)
+    return load.parse(output), cpu.busy
 
 
 def measure(target: Target, args: argparse.Namespace, workdir: Path, ids: MsgIds) -> Outcome:
@@ -192,29 +202,27 @@ def measure(target: Target, args: argparse.Namespace, workdir: Path, ids: MsgIds
     if target.prepare:
         target.prepare(env)
     log_file = workdir / f"gunicorn-{target.name}.log"
-    with server.gunicorn(target.app, env, ROOT, log_file,
-                         worker_args=worker_model(args)) as srv:
+    with servers.gunicorn(target.app, env, servers.ROOT, log_file,
+                          worker_args=servers.worker_model(args.worker_threads)) as srv:
         reply_bytes = sanity_check(srv, ids.take(1))
         workers = srv.workers()
-        server.wait_idle(workers)
+        servers.wait_idle(workers)
         log(f"  up on {srv.url}, workers {workers}, sanity reply OK ({reply_bytes} bytes)")
-        load(srv, args, workdir, ids, WARMUP_SECONDS)
-        outcome.result, outcome.cpu = load(srv, args, workdir, ids, args.duration)
+        run_load(srv, args, workdir, ids, WARMUP_SECONDS)
+        outcome.result, outcome.cpu = run_load(srv, args, workdir, ids, args.duration)
         after = srv.workers()
         outcome.rss_mb = max(proc.rss_mb(pid) for pid in after)
     outcome.warnings = _result_warnings(outcome.result, reply_bytes, workers, after)
     if outcome.warnings:
         outcome.warnings.append(f"end of the gunicorn log:\n{srv.log_tail(20)}")
-    if outcome.cpu.other > MAX_OTHER_CPUS:
-        outcome.warnings.append(
-            f"other processes kept {outcome.cpu.other:.2f} CPUs busy during the run; "
-            "its numbers are disturbed"
-        )
+    warning = disturbed(outcome.cpu)
+    if warning:
+        outcome.warnings.append(warning)
     return outcome
 
 
 def _result_warnings(
-    result: wrk.WrkResult, reply_bytes: int, workers: list[int], after: list[int]
+    result: load.WrkResult, reply_bytes: int, workers: list[int], after: list[int]
 ) -> list[str]:
     """What makes the run's numbers suspect: errors, replays, short replies, restarts."""
     found = []
@@ -237,19 +245,11 @@ def _result_warnings(
 
 
 def run_target(target: Target, args: argparse.Namespace, workdir: Path, ids: MsgIds) -> Outcome:
-    log(f"{target.name}: gunicorn -w {server.WORKERS} '{target.app}'")
+    log(f"{target.name}: gunicorn -w {servers.WORKERS} '{target.app}'")
     try:
         return measure(target, args, workdir, ids)
     except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired, redis.RedisError) as exc:
         return Outcome(target.name, error=f"{type(exc).__name__}: {exc}")
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "n/a"
 
 
 def print_table(outcomes: list[Outcome]) -> None:
@@ -274,8 +274,8 @@ def print_cpu(outcomes: list[Outcome]) -> None:
         if o.cpu:
             c = o.cpu
             print(
-                f"{o.target:<10}{c.server:>10.2f}{c.services:>10.2f}{c.children:>7.2f}"
-                f"{c.other:>7.2f}"
+                f"{o.target:<10}{c['gunicorn']:>10.2f}{c['redis+pg']:>10.2f}"
+                f"{c['children']:>7.2f}{c['other']:>7.2f}"
             )
 
 
@@ -289,9 +289,9 @@ def print_ratios(by_name: dict[str, Outcome]) -> None:
         if other and other.result:
             q = other.result
             print(
-                f"project/{peer:<9} throughput {_ratio(p.rps, q.rps)}, "
-                f"p50 {_ratio(p.p50_ms, q.p50_ms)}, p99 {_ratio(p.p99_ms, q.p99_ms)}, "
-                f"RSS {_ratio(project.rss_mb or 0, other.rss_mb or 0)}"
+                f"project/{peer:<9} throughput {ratio(p.rps, q.rps)}, "
+                f"p50 {ratio(p.p50_ms, q.p50_ms)}, p99 {ratio(p.p99_ms, q.p99_ms)}, "
+                f"RSS {ratio(project.rss_mb or 0, other.rss_mb or 0)}"
             )
 
 
@@ -305,20 +305,20 @@ def print_criteria(by_name: dict[str, Outcome]) -> None:
         print(f"FAIL  project run invalid: {p.error_rate:.2%} of requests failed; not judged")
         return
     if werobot and werobot.result:
-        verdict = "PASS" if p.rps >= werobot.result.rps else "FAIL"
-        print(f"{verdict}  throughput >= WeRoBot: {p.rps:,.0f}/s vs {werobot.result.rps:,.0f}/s")
+        verdict(p.rps >= werobot.result.rps,
+                f"throughput >= WeRoBot: {p.rps:,.0f}/s vs {werobot.result.rps:,.0f}/s")
     else:
         print("SKIP  throughput >= WeRoBot: WeRoBot not measured")
-    verdict = "PASS" if p.p99_ms < P99_LIMIT_MS else "FAIL"
-    print(f"{verdict}  p99 < {P99_LIMIT_MS:g} ms: {p.p99_ms:.2f} ms")
-    verdict = "PASS" if (project.rss_mb or 0) < RSS_LIMIT_MB else "FAIL"
-    print(f"{verdict}  worker RSS < {RSS_LIMIT_MB:g} MB: {project.rss_mb:.1f} MB")
+    verdict(p.p99_ms < P99_LIMIT_MS, f"p99 < {P99_LIMIT_MS:g} ms: {p.p99_ms:.2f} ms")
+    verdict((project.rss_mb or 0) < RSS_LIMIT_MB,
+            f"worker RSS < {RSS_LIMIT_MB:g} MB: {project.rss_mb:.1f} MB")
 
 
 def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     print(
         f"\nsafe-mode text callbacks; wrk {args.threads} threads, {args.connections} "
-        f"connections, {args.duration:g}s; gunicorn {server.WORKERS} sync workers; "
+        f"connections, {args.duration:g}s; gunicorn {servers.WORKERS} "
+        f"{servers.worker_kind(args.worker_threads)} workers; "
         f"{os.cpu_count()} CPUs\n"
     )
     print_table(outcomes)
@@ -355,21 +355,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def worker_model(args: argparse.Namespace) -> tuple[str, ...]:
-    """The same gunicorn worker model for every target."""
-    if args.worker_threads:
-        return ("--worker-class", "gthread", "--threads", str(args.worker_threads))
-    return server.WORKER_CLASS
-
-
 def main(argv: list[str] | None = None) -> int:
     """Measure the chosen targets and print the report; 1 if any measurement is invalid."""
     args = parse_args(argv)
     names = [args.only] if args.only else list(TARGETS)
     ids = MsgIds()
-    with tempfile.TemporaryDirectory(prefix="bench-callback-") as tmp:
-        workdir = Path(tmp)
-        wrk.write_script(workdir / "load.lua")
+    with servers.workspace("callback") as workdir:
+        load.write_script(workdir / "load.lua", LUA)
         rounds = [[run_target(TARGETS[name], args, workdir, ids) for name in names]
                   for _ in range(args.rounds)]
     by_target = [list(measured) for measured in zip(*rounds, strict=True)]

@@ -1,4 +1,4 @@
-"""The backing services and settings of the member benchmarks (login, brute force).
+"""The benchmarks' backing services and settings: the bench account, PostgreSQL, Redis.
 
 Each benchmark gets its own PostgreSQL database (created when missing, its
 ``public`` schema dropped and recreated first) and its own Redis database
@@ -14,26 +14,58 @@ import base64
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench import messages
+from bench.harness import proc
 from config.settings import BASE, load_settings
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DATABASE = "cobrand_bench"
 REDIS_SERVER = "redis://127.0.0.1:6379"
-# The mini-program of the bench account (the official account is messages.BENCH_CREDENTIALS).
+SERVICES = ("redis-server", "postgres")  # process names: their CPU is reported apart
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One official account's callback settings, shared by every target."""
+
+    token: str
+    aes_key: str  # 43-character EncodingAESKey
+    app_id: str
+    original_id: str  # gh_… id, the ToUserName of inbound messages
+
+    def env(self) -> dict[str, str]:
+        """The environment variables the project and the peer apps read them from."""
+        return {
+            "WECHAT_TOKEN": self.token,
+            "WECHAT_AES_KEY": self.aes_key,
+            "WECHAT_APP_ID": self.app_id,
+            "WECHAT_ORIGINAL_ID": self.original_id,
+        }
+
+
+BENCH_CREDENTIALS = Credentials(
+    token="benchToken2024",
+    aes_key="Bench0aesKey1for2the3callback4benchmark5678",
+    app_id="wxbe0c4a11bac0ffee",
+    original_id="gh_b3c4a11bac00",
+)
+# The mini-program of the bench account (the official account is BENCH_CREDENTIALS).
 MINIAPP_APP_ID = "wxbe0c4a11bac0ffe1"
 MINIAPP_APP_SECRET = "bench-miniapp-secret-0123456789ab"  # simulator only
 OA_APP_SECRET = "bench-oa-secret-0123456789abcdef"  # simulator only
 
 
 def database_url(name: str = DATABASE) -> str:
+    """The URL of the bench database ``name`` on this machine's PostgreSQL."""
     return f"{PG_SERVER}/{name}"
 
 
@@ -75,7 +107,31 @@ def settle(url: str) -> None:
 
 
 def reset_redis(url: str) -> None:
+    """Flush the bench's Redis database ``url``."""
     redis.Redis.from_url(url).flushdb()
+
+
+class Database:
+    """The bench's own connection to a target's database, for read-only queries."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, pool_size=1)
+
+    def scalar(self, sql: str) -> Any:
+        with self.engine.connect() as connection:
+            return connection.scalar(text(sql))
+
+    def rows(self, sql: str) -> list[tuple]:
+        with self.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql))]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def service_pids() -> list[int]:
+    """The Redis and PostgreSQL server processes (PostgreSQL: one per connection)."""
+    return proc.pids_named(SERVICES)
 
 
 def _key() -> str:
@@ -85,7 +141,7 @@ def _key() -> str:
 def wechat_env() -> dict[str, str]:
     """Both apps of the bench account; the app and the simulator read the same values."""
     return {
-        **messages.BENCH_CREDENTIALS.env(),
+        **BENCH_CREDENTIALS.env(),
         "WECHAT_APP_SECRET": OA_APP_SECRET,
         "MINIAPP_APP_ID": MINIAPP_APP_ID,
         "MINIAPP_APP_SECRET": MINIAPP_APP_SECRET,
@@ -94,7 +150,7 @@ def wechat_env() -> dict[str, str]:
 
 def app_env(database: str, redis_url: str, **extra: str) -> dict[str, str]:
     """Environment strings of the app under test: services, fresh keys, the account."""
-    env = {
+    return {
         **wechat_env(),
         "APP_ENV": "development",
         "DATABASE_URL": database,
@@ -105,7 +161,12 @@ def app_env(database: str, redis_url: str, **extra: str) -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         **extra,
     }
-    return env
+
+
+def metrics_env(workdir: Path, name: str) -> dict[str, str]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR under ``workdir``: a target's own metric files."""
+    return {"PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix=f"prometheus-{name}-",
+                                                         dir=workdir)}
 
 
 def with_sim(env: Mapping[str, str], sim_url: str) -> dict[str, str]:

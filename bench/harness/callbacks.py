@@ -14,7 +14,6 @@ import os
 import secrets
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,37 +22,12 @@ from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.messages import BaseMessage
 
+from bench.harness.backend import Credentials
+
 CALLBACK_PATH = "/wechat/callback"
 USERS = 1000  # distinct openids the messages cycle through
 CONTENT = "你好，请问我的积分是多少？"
 _CHUNK = 5000  # requests per generation task
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """One official account's callback settings, shared by every target."""
-
-    token: str
-    aes_key: str  # 43-character EncodingAESKey
-    app_id: str
-    original_id: str  # gh_… id, the ToUserName of inbound messages
-
-    def env(self) -> dict[str, str]:
-        """The environment variables the project and the peer apps read them from."""
-        return {
-            "WECHAT_TOKEN": self.token,
-            "WECHAT_AES_KEY": self.aes_key,
-            "WECHAT_APP_ID": self.app_id,
-            "WECHAT_ORIGINAL_ID": self.original_id,
-        }
-
-
-BENCH_CREDENTIALS = Credentials(
-    token="benchToken2024",
-    aes_key="Bench0aesKey1for2the3callback4benchmark5678",
-    app_id="wxbe0c4a11bac0ffee",
-    original_id="gh_b3c4a11bac00",
-)
 
 
 def openid(n: int) -> str:

@@ -1,4 +1,4 @@
-"""Drive wrk with a file of pre-signed requests and read its ``--latency`` report."""
+"""wrk: the Lua preamble every bench script builds on, a run, and its ``--latency`` report."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 # Shared by every script. setup() numbers the threads and keeps them for done(). A thread's
 # share of a file is every n-th line from its own index, so no two threads send the same
 # one-use request (a MsgId, a login code); next_of() cycles through a list, counting in
-# ``wraps`` how often a thread ran out of fresh requests and started replaying.
-THREADS_LUA = r"""
+# ``wraps`` how often a thread ran out of fresh requests and started replaying;
+# thread_total(name) sums a global over the threads. A script's done() calls
+# write_totals(summary): the machine-readable line parse() reads.
+PREAMBLE = r"""
 local threads, next_index = {}, 0
 
 function setup(thread)
@@ -41,33 +43,17 @@ function next_of(list)
   return list[position]
 end
 
-function total_wraps()
+function thread_total(name)
   local total = 0
   for _, thread in ipairs(threads) do
-    total = total + thread:get("wraps")
+    total = total + thread:get(name)
   end
   return total
 end
-"""
 
-# Callbacks: each line is ``path<TAB>body``, pre-formatted in init(). done() adds a
-# machine-readable line: completed requests, bytes read, and the replays.
-LUA = THREADS_LUA + r"""
-function init(args)
-  local headers = {["Content-Type"] = "text/xml"}
-  requests = my_lines(args[1], tonumber(args[2]), function(line)
-    local tab = line:find("\t", 1, true)
-    return wrk.format("POST", line:sub(1, tab - 1), headers, line:sub(tab + 1))
-  end)
-end
-
-function request()
-  return next_of(requests)
-end
-
-function done(summary, latency, _)
+function write_totals(summary)
   io.write(string.format("BENCH requests=%d bytes=%d wraps=%d\n",
-    summary.requests, summary.bytes, total_wraps()))
+    summary.requests, summary.bytes, thread_total("wraps")))
 end
 """
 
@@ -97,22 +83,13 @@ class WrkResult:
         return self.errors / max(self.requests, 1)
 
 
-def write_script(path: Path) -> Path:
-    path.write_text(LUA)
+def write_script(path: Path, lua: str) -> Path:
+    """Write the preamble and a script's own ``lua`` (init, request, response, done) to ``path``."""
+    path.write_text(PREAMBLE + lua)
     return path
 
 
 def run(
-    url: str, script: Path, requests_file: Path, duration: float, connections: int, threads: int
-) -> WrkResult:
-    """Load ``url`` with the requests in ``requests_file`` for ``duration`` seconds."""
-    output = run_script(
-        url, script, duration, connections, threads, [str(requests_file), str(threads)]
-    )
-    return parse(output)
-
-
-def run_script(
     url: str,
     script: Path,
     duration: float,

@@ -6,7 +6,8 @@ import contextlib
 import os
 import resource
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -76,30 +77,8 @@ class CpuSample:
 
     @classmethod
     def take(cls, pids: list[int]) -> CpuSample:
+        """The ticks used so far by the system, by each of ``pids`` and by our children."""
         return cls(_system_busy_ticks(), _ticks_by_pid(pids), _waited_children_ticks())
-
-
-@dataclass(frozen=True)
-class CpuUse:
-    """Average CPUs kept busy during a run, by whom."""
-
-    server: float  # the gunicorn master and workers
-    services: float  # the other sampled pids (Redis, PostgreSQL)
-    children: float  # our waited-for children (wrk)
-    other: float  # everything else, this process included (it sleeps meanwhile)
-
-
-def cpu_use(before: CpuSample, after: CpuSample, server: list[int], seconds: float) -> CpuUse:
-    """Split the CPU used between two samples; pids that appeared meanwhile count in full."""
-    per_pid = {pid: ticks - before.pids.get(pid, 0) for pid, ticks in after.pids.items()}
-    server_ticks = sum(ticks for pid, ticks in per_pid.items() if pid in server)
-    service_ticks = sum(per_pid.values()) - server_ticks
-    child_ticks = after.waited - before.waited
-    other = (after.system - before.system) - server_ticks - service_ticks - child_ticks
-    scale = TICKS_PER_SECOND * seconds
-    return CpuUse(
-        server_ticks / scale, service_ticks / scale, child_ticks / scale, max(other, 0) / scale
-    )
 
 
 def cpu_by_group(
@@ -123,6 +102,31 @@ def cpu_by_group(
     busy = (after.system - before.system) / scale
     used["other"] = max(busy - sum(used.values()), 0.0)
     return used
+
+
+@dataclass
+class CpuUse:
+    """Average CPUs kept busy over ``seconds``, by group (see :func:`cpu_by_group`)."""
+
+    seconds: float = 0.0
+    busy: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def measuring(groups: Callable[[], dict[str, list[int]]]) -> Iterator[CpuUse]:
+    """The CPUs each group of ``groups()`` kept busy while the block ran, filled in at its end.
+
+    ``groups`` is asked at the start and again at the end, so that processes which
+    appeared meanwhile (a PostgreSQL backend for a new connection) are counted.
+    """
+    before = CpuSample.take([pid for pids in groups().values() for pid in pids])
+    started = time.monotonic()
+    use = CpuUse()
+    yield use
+    use.seconds = time.monotonic() - started
+    now = groups()
+    after = CpuSample.take([pid for pids in now.values() for pid in pids])
+    use.busy = cpu_by_group(before, after, now, use.seconds)
 
 
 def busy_cpus(seconds: float = 1.0) -> float:

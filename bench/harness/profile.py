@@ -16,6 +16,7 @@ import contextlib
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ def recording(pids: list[int], seconds: float, out_dir: Path,
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    spy = shutil.which("py-spy")
+    # On PATH, or beside this interpreter: pip installs it in the venv's bin/.
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
         raise ProfilerMissing("py-spy not found: pip install py-spy")
     files = [out_dir / f"py-spy-{pid}.txt" for pid in pids]

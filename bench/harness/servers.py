@@ -1,4 +1,8 @@
-"""Start, watch and stop a gunicorn server."""
+"""Server processes of a run: gunicorn, other servers, job workers; and the run's workspace.
+
+Every process runs in its own process group, so that stopping it stops its
+children too (gunicorn's workers, RQ's scheduler) and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import proc
+from bench.harness import proc
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository: every server runs from here
 WORKERS = 2
 WORKER_CLASS = ("--worker-class", "sync")
-# The same for every target. No control socket: it defaults to one shared path per user.
-GUNICORN_ARGS = ("--workers", str(WORKERS), *WORKER_CLASS, "--no-control-socket")
 HOST = "127.0.0.1"
+JOB_WORKER = ("-m", "flask", "--app", "app", "worker")  # the project's RQ worker command
 
 
 class ServerError(RuntimeError):
@@ -73,21 +78,30 @@ def gunicorn(
     workers: int = WORKERS,
     worker_args: tuple[str, ...] = WORKER_CLASS,
 ) -> Iterator[Server]:
-    """Run ``gunicorn -w 2 app`` on a free port until the block exits, then stop it.
+    """Run ``gunicorn -w 2 -k sync app`` on a free port until the block exits, then stop it.
 
-    ``workers`` and ``worker_args`` (e.g. ``("--worker-class", "gthread", "--threads",
-    "8")``) change the worker model for servers that are not the measured target,
-    such as the WeChat simulator, which keeps its state in one process.
+    ``workers`` and ``worker_args`` (e.g. :func:`worker_model`) change the worker
+    model: for every target of a comparison alike, or for a server that is not
+    measured, such as the WeChat simulator, which keeps its state in one process.
     """
     port = free_port()
-    options = (
-        GUNICORN_ARGS
-        if (workers, worker_args) == (WORKERS, WORKER_CLASS)
-        else ("--workers", str(workers), *worker_args, "--no-control-socket")
-    )
+    # No control socket: it defaults to one shared path per user.
+    options = ("--workers", str(workers), *worker_args, "--no-control-socket")
     argv = [sys.executable, "-m", "gunicorn", *options, "-b", f"{HOST}:{port}", app]
     with serve(argv, port, env, cwd, log, boot_timeout, workers, "gunicorn") as server:
         yield server
+
+
+def worker_model(threads: int) -> tuple[str, ...]:
+    """gunicorn's options for gthread workers of ``threads`` threads; sync workers for 0."""
+    if not threads:
+        return WORKER_CLASS
+    return ("--worker-class", "gthread", "--threads", str(threads))
+
+
+def worker_kind(threads: int) -> str:
+    """:func:`worker_model` in words, for a report."""
+    return f"gthread ({threads} threads)" if threads else "sync"
 
 
 @contextlib.contextmanager
@@ -150,6 +164,19 @@ def background(
         terminate(process)
 
 
+@contextlib.contextmanager
+def job_workers(count: int, env: Mapping[str, str], logs: Path,
+                name: str) -> Iterator[list[subprocess.Popen]]:
+    """``count`` ``flask --app app worker`` processes until the block exits.
+
+    Their logs are ``logs / f"worker-{name}-{n}.log"``.
+    """
+    argv = [sys.executable, *JOB_WORKER]
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(background(argv, env, ROOT, logs / f"worker-{name}-{n}.log"))
+               for n in range(count)]
+
+
 def terminate(process: subprocess.Popen, timeout: float = 15.0) -> None:
     """SIGTERM the process group led by ``process``, SIGKILL it if it lingers."""
     group = process.pid
@@ -184,3 +211,10 @@ def wait_idle(pids: list[int], timeout: float = 30.0, interval: float = 0.25) ->
             return
         before = now
     raise ServerError(f"workers {pids} still busy after {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def workspace(name: str) -> Iterator[Path]:
+    """A temporary directory for one run's logs, request files and metrics, removed after."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        yield Path(tmp)

@@ -5,7 +5,7 @@ so a second worker would not know the codes the first one minted):
 
 * ``cli``: ``flask --app app wechat-sim --port P``, the README's command
   (Werkzeug's threaded development server);
-* ``gunicorn``: ``gunicorn -w 1 -k gthread --threads N 'bench.sim:create()'``,
+* ``gunicorn``: ``gunicorn -w 1 -k gthread --threads N 'bench.harness.sim:create()'``,
   the same WSGI app (``wechat.sim.app.create_sim_app``) under a production server.
 
 Either way the simulated account comes from the same environment as the app's
@@ -26,7 +26,7 @@ from typing import Any
 import requests
 from flask import Flask
 
-from bench import server
+from bench.harness import servers
 from config.settings import load_settings
 from wechat.sim.app import create_sim_app
 from wechat.sim.cli import sim_config_from
@@ -51,23 +51,22 @@ def create() -> Flask:
 
 @contextlib.contextmanager
 def running(mode: str, env: Mapping[str, str], cwd: Path, log: Path,
-            threads: int = GUNICORN_THREADS) -> Iterator[server.Server]:
+            threads: int = GUNICORN_THREADS) -> Iterator[servers.Server]:
     """The simulator in its own process until the block exits."""
     if mode == "gunicorn":
-        worker = ("--worker-class", "gthread", "--threads", str(threads))
-        with server.gunicorn("bench.sim:create()", env, cwd, log, workers=1,
-                             worker_args=worker) as sim:
+        with servers.gunicorn("bench.harness.sim:create()", env, cwd, log, workers=1,
+                              worker_args=servers.worker_model(threads)) as sim:
             yield sim
         return
     if mode != "cli":
         raise ValueError(f"simulator mode must be one of {MODES}")
-    port = server.free_port()
+    port = servers.free_port()
     argv = [sys.executable, "-m", "flask", "--app", "app", "wechat-sim", "--port", str(port)]
-    with server.serve(argv, port, env, cwd, log, name="wechat-sim") as sim:
+    with servers.serve(argv, port, env, cwd, log, name="wechat-sim") as sim:
         yield sim
 
 
-def pids(sim: server.Server) -> list[int]:
+def pids(sim: servers.Server) -> list[int]:
     """Every process of the simulator (the gunicorn master and its worker, or the CLI)."""
     return [sim.process.pid, *sim.workers()]
 
@@ -118,6 +117,17 @@ def recorded(url: str, path: str) -> list[dict[str, Any]]:
 
 
 def stats(url: str) -> dict[str, dict[str, int]]:
+    """The simulator's counters (``GET /sim/stats``): calls, messages sent, ..."""
     response = requests.get(f"{url}/sim/stats", timeout=30)
     response.raise_for_status()
     return response.json()
+
+
+def sent(url: str, kind: str) -> int:
+    """Messages of ``kind`` (``template``, ``subscribe``, ...) the simulator accepted so far."""
+    return stats(url).get("sent", {}).get(kind, 0)
+
+
+def add_fault(url: str, **fault: Any) -> None:
+    """Install a fault (``POST /sim/faults``), e.g. ``path=..., delay=seconds, times=-1``."""
+    requests.post(f"{url}/sim/faults", json=fault, timeout=30).raise_for_status()

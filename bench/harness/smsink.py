@@ -17,7 +17,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from bench import server
+from bench.harness import servers
 from wechat.sim.server import QuietRequestHandler
 
 _CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
@@ -41,9 +41,9 @@ class SmsSink:
     def __init__(self) -> None:
         self._messages: list[Sms] = []
         self._lock = threading.Condition()
-        self._server = make_server(server.HOST, 0, self._wsgi, threaded=True,
+        self._server = make_server(servers.HOST, 0, self._wsgi, threaded=True,
                                    request_handler=QuietRequestHandler)
-        self.url = f"http://{server.HOST}:{self._server.server_port}/sms"
+        self.url = f"http://{servers.HOST}:{self._server.server_port}/sms"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -1,4 +1,4 @@
-"""Latency summaries of the member benchmarks: counts, percentiles, means."""
+"""Latency summaries of the benchmarks: counts, percentiles, means."""
 
 from __future__ import annotations
 
@@ -15,22 +15,24 @@ def percentile(ordered: list[float], share: float) -> float:
 
 @dataclass(frozen=True)
 class Latency:
-    """Milliseconds of a set of timed calls."""
+    """A set of timed calls, in the unit of the values given (NaN when there are none)."""
 
     count: int
     p50: float
+    p95: float
     p99: float
     mean: float
     max: float
 
     @classmethod
-    def of(cls, values_ms: Iterable[float]) -> Latency:
-        ordered = sorted(values_ms)
+    def of(cls, values: Iterable[float]) -> Latency:
+        ordered = sorted(values)
         if not ordered:
-            return cls(0, math.nan, math.nan, math.nan, math.nan)
+            return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan)
         return cls(
             len(ordered),
             percentile(ordered, 0.50),
+            percentile(ordered, 0.95),
             percentile(ordered, 0.99),
             sum(ordered) / len(ordered),
             ordered[-1],

@@ -1,1 +1,1 @@
-"""Reference WSGI apps the callback benchmark compares the project against."""
+"""Reference apps the benchmarks compare the project against, each as small as its job allows."""
