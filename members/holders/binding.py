@@ -245,7 +245,8 @@ def link_follower(openid: str, unionid: str) -> None:
 # Built once: on the hot paths (login, /me) building and keying a statement for each call
 # costs as much as running it.
 _OWN_BINDING = and_(Binding.app == bindparam("app"), Binding.openid == bindparam("openid"))
-_HOLDER_OF = (
+# The holder bound to an actor, directly or else through its unionid twin (``holder_keys``).
+HOLDER_OF = (
     select(CardHolder).join(Binding, Binding.holder_id == CardHolder.id)
     .where(Binding.unbound_at.is_(None),
            or_(_OWN_BINDING, Binding.unionid == bindparam("unionid")))  # NULL matches nothing
@@ -253,10 +254,25 @@ _HOLDER_OF = (
 )
 
 
+_BOUND = (select(Binding.id)
+          .where(Binding.unbound_at.is_(None),
+                 or_(_OWN_BINDING, Binding.unionid == bindparam("unionid")))
+          .limit(1))
+
+
+def holder_keys(actor: Actor) -> dict[str, str | None]:
+    """The parameters of ``HOLDER_OF`` for ``actor``."""
+    return {"app": actor.app, "openid": actor.openid, "unionid": actor.unionid}
+
+
 def holder_of(actor: Actor) -> CardHolder | None:
     """The holder bound to this actor, directly or else through its unionid twin (one query)."""
-    return db.session.scalar(_HOLDER_OF, {"app": actor.app, "openid": actor.openid,
-                                          "unionid": actor.unionid})
+    return db.session.scalar(HOLDER_OF, holder_keys(actor))
+
+
+def is_bound(actor: Actor) -> bool:
+    """Whether ``holder_of`` would find a holder, without loading one (every login asks)."""
+    return db.session.scalar(_BOUND, holder_keys(actor)) is not None
 
 
 def unbind(actor: Actor, origin: Origin) -> None:

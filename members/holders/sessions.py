@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 
 from core.db import db, utcnow
 from core.errors import ApiError, Refusal
-from members.holders.binding import MINIAPP, Actor, holder_of
+from members.holders.binding import MINIAPP, Actor, is_bound
 from members.holders.models import MemberSession
 from members.protection import audit
 from members.protection.pii import vault
@@ -70,19 +70,23 @@ def login(code: str, ip: str, region: str | None) -> Login:
         audit.record("login_failed", ip=ip, region=region, errcode=exc.errcode)
         raise _wechat_refusal(exc) from exc
     openid, unionid = answer["openid"], answer.get("unionid")
-    bound = holder_of(Actor(app=MINIAPP, openid=openid, unionid=unionid)) is not None
+    bound = is_bound(Actor(app=MINIAPP, openid=openid, unionid=unionid))
     token = secrets.token_urlsafe(32)
     ttl = current_app.config["MEMBER_SESSION_TTL"]
-    db.session.add(MemberSession(
-        token_hash=_hash(token), openid=openid, unionid=unionid,
-        session_key=vault().encrypt(answer["session_key"], "member_session.session_key"),
-        expires_at=utcnow() + timedelta(seconds=ttl),
-    ))
+    now = utcnow()
+    db.session.execute(_INSERT_SESSION, {
+        "token_hash": _hash(token), "openid": openid, "unionid": unionid,
+        "session_key": vault().encrypt(answer["session_key"], "member_session.session_key"),
+        "created_at": now, "expires_at": now + timedelta(seconds=ttl),
+    })
     audit.record("login", openid=openid, ip=ip, region=region)
     return Login(token=token, expires_in=ttl, bound=bound)
 
 
+# Built once: logins and every member call run them, and building and cache-keying a
+# statement costs about as much as running it.
 _BY_TOKEN_HASH = select(MemberSession).where(MemberSession.token_hash == bindparam("hash"))
+_INSERT_SESSION = insert(MemberSession.__table__)
 
 
 def authenticate(token: str) -> MemberSession:

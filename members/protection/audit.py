@@ -33,7 +33,7 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from core.db import db, utcnow
 from members.protection.models import SecurityEvent
@@ -103,23 +103,27 @@ def _clean(key: str, value: Any, path: str) -> Any:
 
 
 def _event(kind: str, openid: str | None, card_no: str | None, card_index: str | None,
-           ip: str | None, region: str | None, detail: Mapping[str, Any]) -> SecurityEvent:
+           ip: str | None, region: str | None, detail: Mapping[str, Any]) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"unknown audit kind {kind!r}; expected one of {sorted(KINDS)}")
     if card_no and card_index:
         raise TypeError("pass card_no or card_index, not both")
-    return SecurityEvent(
-        kind=kind, openid_hash=_hash("openid", openid),
-        card_hash=card_index or _hash("card", card_no), ip_hash=_hash("ip", ip),
-        region=region, detail=_clean("", dict(detail), "detail"), created_at=utcnow(),
-    )
+    return {"kind": kind, "openid_hash": _hash("openid", openid),
+            "card_hash": card_index or _hash("card", card_no), "ip_hash": _hash("ip", ip),
+            "region": region, "detail": _clean("", dict(detail), "detail"),
+            "created_at": utcnow()}
+
+
+# Built once: an event is written on every login and binding step, where building and
+# cache-keying the statement costs as much as running it.
+_INSERT = insert(SecurityEvent.__table__)
 
 
 def record(kind: str, *, openid: str | None = None, card_no: str | None = None,
            card_index: str | None = None, ip: str | None = None, region: str | None = None,
            **detail: Any) -> None:
-    """Add an event to the current transaction (the caller commits)."""
-    db.session.add(_event(kind, openid, card_no, card_index, ip, region, detail))
+    """Write an event in the current transaction (the caller commits)."""
+    db.session.execute(_INSERT, _event(kind, openid, card_no, card_index, ip, region, detail))
 
 
 # -- CLI ----------------------------------------------------------------------------------------

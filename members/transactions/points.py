@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
 
 from config.validation import ConfigError
 from core.db import bulk_insert, db, insert_skipping_conflicts
@@ -145,12 +145,16 @@ def spend(holder_id: int, points: int, reason: str, *, reference: str) -> bool:
     return inserted.first() is not None
 
 
+def balance_of(holder_id: ColumnElement[int] | int) -> ScalarSelect[int]:
+    """The balance as a SQL expression: the sum of the ledger (index (holder_id, id)), for a
+    holder id or a holder column of an enclosing query."""
+    return (select(func.coalesce(func.sum(PointEntry.points), 0))
+            .where(PointEntry.holder_id == holder_id).scalar_subquery())
+
+
 def balance(holder_id: int) -> int:
-    """The holder's points: the sum of their ledger (index (holder_id, id))."""
-    total = db.session.scalar(
-        select(func.coalesce(func.sum(PointEntry.points), 0))
-        .where(PointEntry.holder_id == holder_id))
-    return int(total)
+    """The holder's points: the sum of their ledger."""
+    return int(db.session.scalar(select(balance_of(holder_id))))
 
 
 @dataclass(frozen=True)
