@@ -48,13 +48,14 @@ def days(campaign: Campaign, per_day: Sequence[tuple[date, int]], *,
 
 
 def _y_labels(top: int) -> list[int]:
-    """Whole numbers from 0 past ``top`` in at most about six steps of 1, 2 or 5 × 10ⁿ:
-    redemptions are counted, and pygal's own ticks would be fractions for small counts."""
+    """Whole numbers from 0 to a step above ``top`` (room for the tallest bar's value), in
+    about five steps of 1, 2 or 5 × 10ⁿ: redemptions are counted, and pygal's own ticks
+    would be fractions for small counts."""
     rough = max(top, 1) / 5
     magnitude = 10 ** math.floor(math.log10(rough)) if rough >= 1 else 1
     step = next(multiple * magnitude for multiple in (1, 2, 5, 10)
                 if multiple * magnitude >= rough)
-    return list(range(0, max(top, 1) + step, step))
+    return list(range(0, (top // step + 1) * step + 1, step))
 
 
 def _without_scripts(root: Any) -> Any:
@@ -77,7 +78,7 @@ def svg(per_day: Sequence[tuple[date, int]]) -> str:
         print_values=len(per_day) <= _MAX_PRINTED, print_zeroes=False,
         print_values_position="top",
         x_labels_major_every=every, show_minor_x_labels=every == 1,
-        margin=8, spacing=8, no_data_text="暂无数据",
+        margin=8, spacing=8, truncate_label=-1, no_data_text="暂无数据",
     )
     chart.add_xml_filter(_without_scripts)
     chart.x_labels = [day.strftime("%m-%d") for day, _ in per_day]

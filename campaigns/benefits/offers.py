@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from campaigns.benefits import eligibility
-from campaigns.benefits.catalogue import stock_of
+from campaigns.benefits.catalogue import SLUG, stock_of
 from campaigns.benefits.models import PUBLISHED, Campaign, CampaignOption, Redemption
 from core.db import db
 from core.errors import ApiError
@@ -54,7 +54,9 @@ def open_campaigns(now: datetime) -> list[Campaign]:
 
 def open_campaign(slug: str, now: datetime) -> Campaign:
     """The open campaign of ``slug``; 404 for an unknown, unpublished or closed one."""
-    campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+    # A slug that cannot exist is not looked up: PostgreSQL refuses some text (a NUL) outright.
+    campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug)) \
+        if SLUG.fullmatch(slug) else None
     if campaign is None or not is_open(campaign, now):
         raise ApiError(404, "unknown_campaign", "no open campaign has this slug")
     return campaign

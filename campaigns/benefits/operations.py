@@ -9,11 +9,13 @@ carry the campaign JSON before and after, and for a codes upload only counts: ne
 from __future__ import annotations
 
 from flask import current_app
+from sqlalchemy import select
 
 from campaigns.benefits import catalogue
-from campaigns.benefits.models import PUBLISHED
+from campaigns.benefits.models import PUBLISHED, Campaign
 from campaigns.console import audit
 from campaigns.console.models import Staff
+from core.db import db
 
 SLUG_TAKEN = "another campaign has this slug"
 
@@ -27,12 +29,16 @@ def put(actor: Staff, spec: catalogue.CampaignSpec, *,
     """Create or rewrite the campaign of ``spec``; an unchanged rewrite is not audited.
 
     ``create_only`` (the console's "new campaign" form): 409 ``slug_taken`` when the slug
-    is another campaign's already, rather than rewriting it. Decided by the catalogue's
-    insert-if-absent, so two forms racing for one slug cannot both create.
+    is another campaign's already, rather than rewriting it: found before writing (so the
+    refusal is about the slug, not the other campaign's fields), and decided by the
+    catalogue's insert-if-absent when two forms race for one slug.
     """
+    taken = catalogue.CampaignProblems({"slug": SLUG_TAKEN}, status=409, code="slug_taken")
+    if create_only and db.session.scalar(select(Campaign.id).where(Campaign.slug == spec.slug)):
+        raise taken
     saved = catalogue.save(spec, actor=actor.username)
     if create_only and not saved.created:
-        raise catalogue.CampaignProblems({"slug": SLUG_TAKEN}, status=409, code="slug_taken")
+        raise taken
     after = catalogue.describe(saved.campaign)
     if saved.before != after:
         audit.record(actor, "campaign.create" if saved.created else "campaign.update",

@@ -31,7 +31,8 @@ class OptionView:
 class CampaignView:
     slug: str
     title: str
-    period: str
+    starts: str  # Asia/Shanghai, to the minute
+    ends: str
     conditions: str
     eligible: bool
     reason: str | None  # why not, in words ("本月再消费 ¥230.00 即可领取")
@@ -59,7 +60,8 @@ def campaign(offer: offers.Offer, points: int | None) -> CampaignView:
     verdict, shown = offer.eligibility, offer.campaign
     limits = {option.key: option.limit_per_holder for option in shown.options}
     return CampaignView(
-        slug=shown.slug, title=shown.title, period=wording.period(shown),
+        slug=shown.slug, title=shown.title, starts=wording.local_time(shown.starts_at),
+        ends=wording.local_time(shown.ends_at),
         conditions=wording.conditions(shown), eligible=verdict.eligible,
         reason=None if verdict.eligible else wording.not_eligible(shown, verdict),
         needs_binding=verdict.reason == eligibility.NOT_BOUND, points=points,

@@ -49,6 +49,7 @@ from core.client_ip import request_client_ip
 from core.clock import SHANGHAI
 from core.db import db
 from core.errors import ApiError, finish_refused
+from members.holders import h5
 from members.protection import limits, regions
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-STATIC_ENDPOINT = "console.static"
 # The navigation of console/base.html: (label, path); a page under a path is its section's.
 # /admin/campaigns is served by the campaigns' own console pages.
 NAV = (("首页", "/admin/"), ("权益活动", "/admin/campaigns"), ("审计日志", "/admin/audit"))
@@ -93,7 +93,7 @@ WRONG_CREDENTIALS = "用户名或密码错误。"
 
 def _security_headers(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
-    if request.endpoint != STATIC_ENDPOINT:
+    if not h5.is_static(request.endpoint):
         response.headers["Cache-Control"] = "no-store"
     return response
 

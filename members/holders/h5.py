@@ -29,7 +29,12 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
-STATIC_ENDPOINT = "member_pages.static"  # the shell's CSS, JS and icon (members.holders)
+
+
+def is_static(endpoint: str | None) -> bool:
+    """A blueprint's static files (Flask names every one ``<blueprint>.static``): cacheable,
+    and never a page a login returns to."""
+    return (endpoint or "").endswith(".static")
 
 Page = tuple[str, int, dict[str, str]]
 _PAGE_BLUEPRINTS: set[str] = set()  # the blueprints protect() was given: the H5 pages
@@ -37,7 +42,7 @@ _PAGE_BLUEPRINTS: set[str] = set()  # the blueprints protect() was given: the H5
 
 def _security_headers(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
-    if request.endpoint != STATIC_ENDPOINT:
+    if not is_static(request.endpoint):
         response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -71,7 +76,7 @@ def protect(bp: Blueprint) -> Blueprint:
 
 def is_page(endpoint: str) -> bool:
     """Whether ``endpoint`` is one of the H5 pages (of a blueprint given to ``protect``)."""
-    return endpoint.partition(".")[0] in _PAGE_BLUEPRINTS
+    return endpoint.partition(".")[0] in _PAGE_BLUEPRINTS and not is_static(endpoint)
 
 
 def error_page(status: int, title: str, message: str,

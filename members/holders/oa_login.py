@@ -39,7 +39,7 @@ _RETURN_TO = "oauth_return_to"
 _RETURN_PATH = re.compile(r"/m(?:/[A-Za-z0-9._:~-]+)+")
 _RETURN_PATH_MAX = 256
 # Pages that are no place to land after a login.
-_NOT_RETURNABLE = frozenset({"member_pages.oauth_callback", "member_pages.static"})
+_NOT_RETURNABLE = frozenset({"member_pages.oauth_callback"})
 
 
 class StateMismatch(Exception):

@@ -362,3 +362,11 @@ def test_a_snapshot_page_visitor_is_not_logged_in(client, app, sim, monkeypatch)
     answer = client.get(authorize(sim, location, OPENID))
     assert answer.status_code == 403 and "使用完整服务" in text(answer)
     assert "oa_openid" not in session_of(client, app)
+
+
+def test_pages_are_never_cached_but_every_shells_static_files_are(client, app):
+    assert client.get("/m/bind").headers["Cache-Control"] == "no-store"
+    for path in ("/m/static/members/h5.css", "/m/campaigns/_static/copy.js"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "no-store" not in response.headers.get("Cache-Control", ""), path
