@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -49,6 +50,7 @@ migrate = Migrate(compare_type=True, render_as_batch=True)
 
 log = logging.getLogger(__name__)
 # The PostgreSQL advisory lock (any fixed bigint, per database) held while migrating.
+MIGRATION_LOCK_POLL = 0.2  # seconds between tries for the migration lock
 MIGRATION_LOCK_ID = 0x636F_6272_616E_6401
 
 
@@ -66,10 +68,7 @@ def migration_lock(engine: Engine) -> Iterator[None]:
     """
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            lock = {"id": MIGRATION_LOCK_ID}
-            if not connection.scalar(text("SELECT pg_try_advisory_lock(:id)"), lock):
-                log.info("waiting for another process's migrations")
-                connection.execute(text("SELECT pg_advisory_lock(:id)"), lock)
+            _take_advisory_lock(connection)
             try:
                 yield
             finally:
@@ -91,6 +90,24 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         yield
     finally:
         lock_file.release()
+
+
+def _take_advisory_lock(connection: Connection) -> None:
+    """Poll for the migration lock rather than wait inside ``pg_advisory_lock``.
+
+    A statement blocked in ``pg_advisory_lock`` keeps a snapshot open for as long as it
+    waits, and ``CREATE INDEX CONCURRENTLY`` in the holder's migration waits for every
+    snapshot older than itself to end: the two would wait for each other for ever, and
+    no deadlock detector sees an advisory lock and a snapshot as a cycle. Between polls
+    this connection runs nothing, so it holds no snapshot.
+    """
+    lock = {"id": MIGRATION_LOCK_ID}
+    announced = False
+    while not connection.scalar(text("SELECT pg_try_advisory_lock(:id)"), lock):
+        if not announced:
+            log.info("waiting for another process's migrations")
+            announced = True
+        time.sleep(MIGRATION_LOCK_POLL)
 
 
 def utcnow() -> datetime:
