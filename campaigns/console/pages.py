@@ -23,15 +23,12 @@ Asia/Shanghai with the ``local_time`` filter (``{{ entry.at|local_time }}``).
 from __future__ import annotations
 
 import json
-import logging
 import math
 from datetime import datetime
 from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
-    current_app,
     flash,
     g,
     redirect,
@@ -40,19 +37,16 @@ from flask import (
     session,
     url_for,
 )
-from flask_wtf.csrf import generate_csrf, validate_csrf
-from wtforms import ValidationError
+from flask_wtf.csrf import generate_csrf
 
 from campaigns.console import audit, roles, sessions, staff
 from campaigns.console.auth import SESSION_KEY, console_staff, safe_next, staff_page
+from core import pages
 from core.client_ip import request_client_ip
 from core.clock import SHANGHAI
 from core.db import db
 from core.errors import ApiError, finish_refused
-from members.holders import h5
 from members.protection import limits, regions
-
-log = logging.getLogger(__name__)
 
 # The console's own policy, not the H5 shell's (members.holders.h5): the two change for
 # different reasons (WeChat's browser and JS-SDK on one side, charts and uploads here).
@@ -91,27 +85,6 @@ WRONG_CREDENTIALS = "用户名或密码错误。"
 
 # -- the shell ----------------------------------------------------------------------------------
 
-def _security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
-    if not h5.is_static(request.endpoint):
-        response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _check_csrf() -> Any:
-    if request.method != "POST":
-        return None
-    try:
-        # The session's token dies with each login and logout (a new session); a form may
-        # stay open as long as a login lasts.
-        validate_csrf(request.form.get("csrf_token"),
-                      time_limit=current_app.config["CONSOLE_MAX_AGE"])
-    except ValidationError as exc:
-        log.info("console csrf refused", extra={"path": request.path, "reason": str(exc)})
-        return error_page(400, "页面已过期", "页面已过期或来源不明，请刷新页面后重试。")
-    return None
-
-
 def _template_helpers() -> dict[str, Any]:
     return {"csrf_token": generate_csrf, "nav": NAV, "role_names": ROLE_NAMES,
             "staff": g.get("staff")}
@@ -124,10 +97,16 @@ def local_time(moment: datetime | None) -> str:
 
 def console(bp: Blueprint) -> Blueprint:
     """Register ``bp`` as console pages: headers, CSRF on every POST, template helpers."""
-    bp.after_request(_security_headers)
-    bp.before_request(_check_csrf)
+    bp.after_request(pages.security_headers(SECURITY_HEADERS))
+    # The session's token dies with each login and logout (a new session); a form may stay
+    # open as long as a login lasts.
+    bp.before_request(pages.csrf_check("CONSOLE_MAX_AGE", _expired))
     bp.context_processor(_template_helpers)
     return bp
+
+
+def _expired() -> tuple[str, int, dict[str, str]]:
+    return error_page(400, "页面已过期", "页面已过期或来源不明，请刷新页面后重试。")
 
 
 def error_page(status: int, title: str, message: str,
