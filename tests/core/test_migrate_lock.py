@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import create_engine, inspect, text
 
 from app import MIGRATIONS
 from config.dev_secrets import GENERATORS
 from config.settings import BASE
+from tests.fixtures.database import REAL_DATABASE_URL, scratch_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = sorted(GENERATORS)
@@ -52,8 +53,6 @@ print(json.dumps({{key: hashlib.sha256(config[key].encode()).hexdigest()
 """
 ROLES = ["app", "app", "db-upgrade"]
 
-REAL_DATABASE_URL = os.environ.get("DATABASE_URL", "")
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
@@ -63,17 +62,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         return
     if not REAL_DATABASE_URL.startswith("postgresql"):
         pytest.skip("DATABASE_URL names no PostgreSQL")
-    real = make_url(REAL_DATABASE_URL)
-    scratch = real.set(database=f"{real.database}_mig")
-    admin = create_engine(real.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    drop = text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)')
-    with admin.connect() as connection:
-        connection.execute(drop)
-        connection.execute(text(f'CREATE DATABASE "{scratch.database}"'))
-    yield scratch.render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(drop)
-    admin.dispose()
+    with scratch_postgres("mig") as url:
+        yield url
 
 
 def start_together(workdir: Path, env: dict[str, str]) -> list[subprocess.CompletedProcess]:

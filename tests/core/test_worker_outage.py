@@ -32,7 +32,7 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq import Worker
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import func, select
 
 from app import create_app
 from config.settings import BASE, load_settings
@@ -42,7 +42,7 @@ from members.holders.binding import OFFICIAL_ACCOUNT
 from members.holders.models import Binding, CardHolder
 from members.protection.pii import vault
 from members.transactions.alerts.models import Delivery
-from tests.fixtures.database import REAL_DATABASE_URL
+from tests.fixtures.database import REAL_DATABASE_URL, scratch_postgres
 from tests.fixtures.factories import import_holders
 from tests.fixtures.feed import item, post_feed
 from tests.fixtures.sim import ACCOUNT, messages_sent, sim_calls, sim_fault, sim_post
@@ -119,17 +119,8 @@ def database(tmp_path: Path) -> Iterator[str]:
     if not REAL_DATABASE_URL.startswith("postgresql"):
         yield f"sqlite:///{tmp_path / 'outage.db'}"
         return
-    real = make_url(REAL_DATABASE_URL)
-    scratch = real.set(database=f"{real.database}_outage")
-    admin = create_engine(real.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    drop = text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)')
-    with admin.connect() as connection:
-        connection.execute(drop)
-        connection.execute(text(f'CREATE DATABASE "{scratch.database}"'))
-    yield scratch.render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(drop)
-    admin.dispose()
+    with scratch_postgres("outage") as url:
+        yield url
 
 
 def _key() -> str:
