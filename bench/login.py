@@ -160,13 +160,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local out = assert(io.open(threads[1]:get("samples_file"), "w"))
-  for _, thread in ipairs(threads) do
-    for _, sample in ipairs(thread:get("samples")) do
-      out:write(sample, "\n")
-    end
-  end
-  out:close()
+  write_samples()
   write_totals(summary)
 end
 """

@@ -174,13 +174,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local out = assert(io.open(threads[1]:get("samples_file"), "w"))
-  for _, thread in ipairs(threads) do
-    for _, sample in ipairs(thread:get("samples")) do
-      out:write(sample, "\n")
-    end
-  end
-  out:close()
+  write_samples()
   write_totals(summary)
 end
 """
@@ -204,12 +198,8 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local total = 0
-  for _, thread in ipairs(threads) do
-    total = total + thread:get("wrong")
-  end
   write_totals(summary)
-  io.write(string.format("PAGE wrong=%d\n", total))
+  io.write(string.format("PAGE wrong=%d\n", thread_total("wrong")))
 end
 """
 

@@ -11,7 +11,8 @@ from pathlib import Path
 # share of a file is every n-th line from its own index, so no two threads send the same
 # one-use request (a MsgId, a login code); next_of() cycles through a list, counting in
 # ``wraps`` how often a thread ran out of fresh requests and started replaying;
-# thread_total(name) sums a global over the threads. A script's done() calls
+# thread_total(name) sums a global over the threads; write_samples() writes every thread's
+# ``samples`` (lines) to the ``samples_file`` its init() set. A script's done() calls
 # write_totals(summary): the machine-readable line parse() reads.
 PREAMBLE = r"""
 local threads, next_index = {}, 0
@@ -49,6 +50,16 @@ function thread_total(name)
     total = total + thread:get(name)
   end
   return total
+end
+
+function write_samples()
+  local out = assert(io.open(threads[1]:get("samples_file"), "w"))
+  for _, thread in ipairs(threads) do
+    for _, sample in ipairs(thread:get("samples")) do
+      out:write(sample, "\n")
+    end
+  end
+  out:close()
 end
 
 function write_totals(summary)
