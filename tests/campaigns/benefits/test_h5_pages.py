@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -23,7 +22,7 @@ from tests.fixtures.benefits import (
     spend,
     voucher_codes,
 )
-from tests.fixtures.pages import SECURITY_HEADERS, authorize, text
+from tests.fixtures.pages import SECURITY_HEADERS, open_as, text
 
 OWNER = "oBenefitOwner000000000000000001"
 OTHER = "oBenefitOther000000000000000002"
@@ -38,15 +37,6 @@ def bind_oa(app, openid, person):
         db.session.add(Binding(holder_id=holder_id(app, person), app="oa", openid=openid))
         db.session.commit()
 
-
-def open_as(client, sim, path, openid):
-    """Open ``path`` without a login: WeChat's OAuth through the simulator, and back to it."""
-    first = client.get(path)
-    assert first.status_code == 302
-    assert urlsplit(first.headers["Location"]).path == "/connect/oauth2/authorize"
-    back = client.get(authorize(sim, first.headers["Location"], openid))
-    assert (back.status_code, back.headers["Location"]) == (302, path), text(back)
-    return client.get(path)
 
 
 def redeem_form(html, option):

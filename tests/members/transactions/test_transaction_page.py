@@ -13,7 +13,7 @@ from members.holders.models import Binding, CardHolder
 from members.transactions.alerts.models import Delivery
 from members.transactions.models import Transaction
 from tests.fixtures.feed import item, post_feed
-from tests.fixtures.pages import SECURITY_HEADERS, authorize, session_of, text
+from tests.fixtures.pages import SECURITY_HEADERS, authorize, open_as, session_of, text
 from tests.fixtures.sim import sim_calls, sim_post
 
 OWNER = "oTxnOwner00000000000000000001"
@@ -36,15 +36,6 @@ def bind(app, openid: str, holder_number: int, *, oa: bool = True,
                                openid=openid, unionid=unionid))
         db.session.commit()
 
-
-def open_as(client, sim, path: str, openid: str):
-    """Open ``path`` without a login: WeChat's OAuth through the simulator, then back to it."""
-    first = client.get(path)
-    assert first.status_code == 302
-    assert urlsplit(first.headers["Location"]).path == "/connect/oauth2/authorize"
-    back = client.get(authorize(sim, first.headers["Location"], openid))
-    assert (back.status_code, back.headers["Location"]) == (302, path), text(back)
-    return client.get(path)
 
 
 @pytest.fixture
