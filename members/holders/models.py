@@ -30,6 +30,10 @@ class Follower(db.Model):
     first_scene: Mapped[str | None] = mapped_column(String(64))
     subscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The follower's last message or event of any kind, and last message it typed or sent
+    # (only a message opens WeChat's 48-hour customer-service window).
+    last_interaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
                                                  onupdate=utcnow)

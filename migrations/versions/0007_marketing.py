@@ -1,0 +1,227 @@
+"""the marketing half: audiences, pushes, their deliveries and mass jobs, the monthly mass
+allowance, subscription grants, followers' last interaction; channels, their WeChat codes,
+mini-program arrivals, poster batches
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-01 11:41:49.034499
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('audience',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('filter', sa.JSON(), nullable=False),
+    sa.Column('created_by', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audience'))
+    )
+    op.create_table('mass_allowance',
+    sa.Column('openid', sa.String(length=64), nullable=False),
+    sa.Column('month', sa.String(length=7), nullable=False),
+    sa.Column('used', sa.Integer(), nullable=False),
+    sa.CheckConstraint('used >= 0', name=op.f('ck_mass_allowance_used_not_negative')),
+    sa.PrimaryKeyConstraint('openid', 'month', name=op.f('pk_mass_allowance'))
+    )
+    op.create_table('miniapp_arrival',
+    sa.Column('openid', sa.String(length=64), nullable=False),
+    sa.Column('channel', sa.String(length=32), nullable=True),
+    sa.Column('arrived_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('openid', name=op.f('pk_miniapp_arrival'))
+    )
+    with op.batch_alter_table('miniapp_arrival', schema=None) as batch_op:
+        batch_op.create_index('ix_miniapp_arrival_channel_arrived_at', ['channel', 'arrived_at'], unique=False)
+
+    op.create_table('poster_batch',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('branch', sa.String(length=32), nullable=False),
+    sa.Column('campaign', sa.String(length=64), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('done', sa.Integer(), nullable=False),
+    sa.Column('path', sa.Text(), nullable=True),
+    sa.Column('size', sa.Integer(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("state IN ('queued', 'building', 'ready', 'failed')", name=op.f('ck_poster_batch_state_known')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_poster_batch'))
+    )
+    op.create_table('subscription_grant',
+    sa.Column('openid', sa.String(length=64), nullable=False),
+    sa.Column('template_id', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=8), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('accept', 'reject')", name=op.f('ck_subscription_grant_status_known')),
+    sa.PrimaryKeyConstraint('openid', 'template_id', name=op.f('pk_subscription_grant'))
+    )
+    with op.batch_alter_table('subscription_grant', schema=None) as batch_op:
+        batch_op.create_index('ix_subscription_grant_template_id_status', ['template_id', 'status'], unique=False)
+
+    op.create_table('channel',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('branch', sa.String(length=32), nullable=True),
+    sa.Column('staff_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_by', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deactivated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("(kind = 'manager') = (staff_id IS NOT NULL)", name=op.f('ck_channel_manager_staff')),
+    sa.CheckConstraint("kind IN ('branch', 'manager', 'campaign')", name=op.f('ck_channel_kind_known')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_channel_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_channel')),
+    sa.UniqueConstraint('code', name=op.f('uq_channel_code'))
+    )
+    with op.batch_alter_table('channel', schema=None) as batch_op:
+        batch_op.create_index('ix_channel_branch_code', ['branch', 'code'], unique=False)
+        batch_op.create_index(batch_op.f('ix_channel_staff_id'), ['staff_id'], unique=False)
+
+    op.create_table('push',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('audience_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('message', sa.JSON(), nullable=False),
+    sa.Column('send_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('rate_per_s', sa.Integer(), nullable=False),
+    sa.Column('quiet_from', sa.String(length=5), nullable=True),
+    sa.Column('quiet_to', sa.String(length=5), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('pause_reason', sa.String(length=32), nullable=True),
+    sa.Column('paused_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('created_by', sa.String(length=32), nullable=False),
+    sa.Column('approved_by', sa.String(length=32), nullable=True),
+    sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("channel IN ('mass', 'custom', 'subscribe')", name=op.f('ck_push_channel_known')),
+    sa.CheckConstraint("state IN ('pending_approval', 'scheduled', 'sending', 'paused', 'done', 'cancelled')", name=op.f('ck_push_state_known')),
+    sa.CheckConstraint('approved_by IS NULL OR approved_by <> created_by', name=op.f('ck_push_four_eyes')),
+    sa.CheckConstraint('rate_per_s >= 1', name=op.f('ck_push_rate_positive')),
+    sa.ForeignKeyConstraint(['audience_id'], ['audience.id'], name=op.f('fk_push_audience_id_audience')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_push'))
+    )
+    with op.batch_alter_table('push', schema=None) as batch_op:
+        batch_op.create_index('ix_push_state_send_at', ['state', 'send_at'], unique=False)
+
+    op.create_table('channel_code',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('ticket', sa.Text(), nullable=True),
+    sa.Column('url', sa.Text(), nullable=True),
+    sa.Column('image', sa.LargeBinary(), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("kind IN ('oa_permanent', 'oa_temporary', 'miniapp')", name=op.f('ck_channel_code_kind_known')),
+    sa.ForeignKeyConstraint(['channel_id'], ['channel.id'], name=op.f('fk_channel_code_channel_id_channel')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_channel_code'))
+    )
+    with op.batch_alter_table('channel_code', schema=None) as batch_op:
+        batch_op.create_index('ix_channel_code_kind', ['kind'], unique=False)
+        batch_op.create_index('uq_channel_code_lasting', ['channel_id', 'kind'], unique=True, sqlite_where=sa.text("kind <> 'oa_temporary'"), postgresql_where=sa.text("kind <> 'oa_temporary'"))
+
+    op.create_table('push_mass_job',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('push_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('client_msg_id', sa.String(length=64), nullable=False),
+    sa.Column('msg_id', sa.BigInteger(), nullable=True),
+    sa.Column('recipients', sa.Integer(), nullable=False),
+    sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('status', sa.String(length=64), nullable=True),
+    sa.Column('total_count', sa.Integer(), nullable=True),
+    sa.Column('filter_count', sa.Integer(), nullable=True),
+    sa.Column('sent_count', sa.Integer(), nullable=True),
+    sa.Column('error_count', sa.Integer(), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['push_id'], ['push.id'], name=op.f('fk_push_mass_job_push_id_push')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_push_mass_job')),
+    sa.UniqueConstraint('client_msg_id', name=op.f('uq_push_mass_job_client_msg_id')),
+    sa.UniqueConstraint('msg_id', name=op.f('uq_push_mass_job_msg_id'))
+    )
+    with op.batch_alter_table('push_mass_job', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_push_mass_job_push_id'), ['push_id'], unique=False)
+
+    op.create_table('push_delivery',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('push_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('openid', sa.String(length=64), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.String(length=32), nullable=True),
+    sa.Column('errcode', sa.Integer(), nullable=True),
+    sa.Column('mass_job_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("state IN ('pending', 'claimed', 'sent', 'skipped', 'failed')", name=op.f('ck_push_delivery_state_known')),
+    sa.ForeignKeyConstraint(['mass_job_id'], ['push_mass_job.id'], name=op.f('fk_push_delivery_mass_job_id_push_mass_job')),
+    sa.ForeignKeyConstraint(['push_id'], ['push.id'], name=op.f('fk_push_delivery_push_id_push')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_push_delivery')),
+    sa.UniqueConstraint('push_id', 'openid', name=op.f('uq_push_delivery_push_id'))
+    )
+    with op.batch_alter_table('push_delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_push_delivery_mass_job_id', ['mass_job_id'], unique=False)
+        batch_op.create_index('ix_push_delivery_push_id_state_id', ['push_id', 'state', 'id'], unique=False)
+
+    with op.batch_alter_table('follower', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('last_interaction_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('last_message_at', sa.DateTime(timezone=True), nullable=True))
+
+
+
+def downgrade():
+    with op.batch_alter_table('follower', schema=None) as batch_op:
+        batch_op.drop_column('last_message_at')
+        batch_op.drop_column('last_interaction_at')
+
+    with op.batch_alter_table('push_delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_push_delivery_push_id_state_id')
+        batch_op.drop_index('ix_push_delivery_mass_job_id')
+
+    op.drop_table('push_delivery')
+    with op.batch_alter_table('push_mass_job', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_push_mass_job_push_id'))
+
+    op.drop_table('push_mass_job')
+    with op.batch_alter_table('channel_code', schema=None) as batch_op:
+        batch_op.drop_index('uq_channel_code_lasting', sqlite_where=sa.text("kind <> 'oa_temporary'"), postgresql_where=sa.text("kind <> 'oa_temporary'"))
+        batch_op.drop_index('ix_channel_code_kind')
+
+    op.drop_table('channel_code')
+    with op.batch_alter_table('push', schema=None) as batch_op:
+        batch_op.drop_index('ix_push_state_send_at')
+
+    op.drop_table('push')
+    with op.batch_alter_table('channel', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_channel_staff_id'))
+        batch_op.drop_index('ix_channel_branch_code')
+
+    op.drop_table('channel')
+    with op.batch_alter_table('subscription_grant', schema=None) as batch_op:
+        batch_op.drop_index('ix_subscription_grant_template_id_status')
+
+    op.drop_table('subscription_grant')
+    op.drop_table('poster_batch')
+    with op.batch_alter_table('miniapp_arrival', schema=None) as batch_op:
+        batch_op.drop_index('ix_miniapp_arrival_channel_arrived_at')
+
+    op.drop_table('miniapp_arrival')
+    op.drop_table('mass_allowance')
+    op.drop_table('audience')
