@@ -62,7 +62,9 @@ SECURITY_HEADERS = {
 }
 # The navigation of console/base.html: (label, path); a page under a path is its section's.
 # /admin/campaigns is served by the campaigns' own console pages.
-NAV = (("首页", "/admin/"), ("权益活动", "/admin/campaigns"), ("审计日志", "/admin/audit"))
+NAV = (("首页", "/admin/"), ("权益活动", "/admin/campaigns"), ("人群", "/admin/audiences"),
+       ("推送", "/admin/pushes"), ("渠道与海报", "/admin/channels"), ("转化漏斗", "/admin/funnel"),
+       ("审计日志", "/admin/audit"))
 ROLE_NAMES = {
     roles.VIEWER: "只读", roles.MARKETER: "营销", roles.APPROVER: "审批",
     roles.ADMIN: "管理员", roles.MANAGER: "客户经理",
