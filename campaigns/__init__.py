@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from campaigns import benefits, console, pushes
+from campaigns import attribution, benefits, console, pushes
 from campaigns.attribution import scans
 from campaigns.autoreply import AutoReplies
 from wechat.dispatch import get_dispatcher
@@ -19,3 +19,4 @@ def init_app(app: Flask) -> None:
     console.init_app(app)
     benefits.init_app(app)
     pushes.init_app(app)
+    attribution.init_app(app)
