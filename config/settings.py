@@ -221,6 +221,95 @@ BASE: dict[str, Any] = {
     # a bigger stock goes up in several files. Must stay under MAX_CONTENT_LENGTH.
     "BENEFIT_CODES_MAX_BYTES": 1536 * 1024,
     "BENEFIT_CODE_MAX_CHARS": 128,
+    # -- channels and their WeChat codes (campaigns/attribution/)
+    # Permanent QR codes the official account may have (WeChat: 100,000 for ever, codes made
+    # outside this system included: lower it to keep some for them); the console warns from
+    # this share of it on.
+    "WECHAT_PERMANENT_QR_LIMIT": 100_000,
+    "WECHAT_PERMANENT_QR_WARNING": 0.8,
+    # The mini-program page a channel's mini-program code opens (a released page: no leading
+    # "/", no query; empty: the home page), the code's width in pixels (280-1280: the widest,
+    # for print), whether WeChat checks the page is released, and which version it opens.
+    "MINIAPP_CHANNEL_PAGE": "pages/index/index",
+    "MINIAPP_CODE_WIDTH": 1280,
+    "MINIAPP_CODE_CHECK_PATH": True,
+    "MINIAPP_CODE_ENV_VERSION": "release",
+    # A CSV import of channels (a branch's whole staff list): the body cap, checked before it
+    # is read (~60 bytes a row), and the rows one file may hold.
+    "CHANNEL_IMPORT_MAX_BYTES": 1024 * 1024,
+    "CHANNEL_IMPORT_MAX_ROWS": 10_000,
+    # -- posters of channels (campaigns/attribution/posters.py)
+    # The CJK font posters are set in: Debian's fonts-noto-cjk (README's set-up), and the
+    # face of the collection (2: Simplified Chinese glyph forms). Missing: posters answer 503.
+    "POSTER_FONT_PATH": "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+    "POSTER_FONT_INDEX": 2,
+    # Folder of rendered posters (named by the digest of what shapes them), campaigns'
+    # uploaded backgrounds and branch ZIPs; empty: posters/ in the instance folder. Shared by
+    # every app server and worker (one volume), as the database is.
+    "POSTER_STORE_PATH": "",
+    "POSTER_DEFAULT_HEADLINE": "扫码关注公众号 尊享联名卡专属权益",
+    # Background uploads (PNG or JPEG): bytes, checked before reading (must stay under
+    # MAX_CONTENT_LENGTH), and pixels, checked from the header before decoding (a
+    # decompression bomb is a small file of huge dimensions; 12 M pixels = 4000×3000).
+    "POSTER_BACKGROUND_MAX_BYTES": 1536 * 1024,
+    "POSTER_BACKGROUND_MAX_PIXELS": 12_000_000,
+    # Channels per render job of a branch's ZIP: jobs small enough for every worker to get
+    # a share, big enough that queueing costs little beside ~40 ms per poster.
+    "POSTER_BATCH_CHUNK": 50,
+    # -- pushes: what staff may ask of one (campaigns/pushes/plans.py)
+    # Messages a second a push may be given (held across all workers together), and what a
+    # push gets when its body names none. The cap keeps one push from taking the account's
+    # whole API throughput (custom/send and bizsend share it with transaction alerts).
+    "PUSH_MAX_RATE_PER_S": 1000,
+    "PUSH_DEFAULT_RATE_PER_S": 50,
+    # -- pushes: the sending engine (campaigns/pushes/sending.py, chains.py, recovery.py)
+    # Chains of send jobs per push (custom, subscribe): how many workers work on one push at
+    # once. A mass push has one: WeChat's 60 mass calls a minute, not our workers, bound it.
+    "PUSH_CHAINS": 4,
+    # Sending threads per job, and recipients a thread claims at a time. A worker dying
+    # leaves at most threads × claim size recipients failed/interrupted: each was claimed
+    # within a few tokens of its call.
+    "PUSH_SEND_THREADS": 4,
+    "PUSH_CLAIM_SIZE": 4,
+    # Seconds a send job works before handing over to the next of its chain: the shortest
+    # while jobs of a queue ahead (alerts) wait, so an alert waits for a push at most this
+    # plus a state check; the longest (each job draws from its upper half, so that the
+    # workers of a push do not hand over together) while none do: every hand-over is a
+    # pause of that worker (RQ's bookkeeping, the next job's setup).
+    "PUSH_JOB_SECONDS": 1.0,
+    "PUSH_JOB_MAX_SECONDS": 20.0,
+    # How often (s) a job re-reads its push's state (pause, cancel) and quiet hours.
+    "PUSH_STATE_CHECK_SECONDS": 0.5,
+    # Seconds a chain's Redis key outlives its last sign of life: then the sweep starts a
+    # new chain in its place (a killed worker, a flushed Redis).
+    "PUSH_CHAIN_TTL": 30,
+    # A recipient claimed this long ago (s) and never answered lost its worker: failed /
+    # interrupted, never resent (a mass job is asked again under its clientmsgid instead).
+    # It must outlast a legitimate send: a few calls, each up to WECHAT_RETRY_ATTEMPTS
+    # timeouts, times PUSH_SEND_RETRIES rounds.
+    "PUSH_CLAIM_TIMEOUT": 300,
+    # WeChat unavailable (-1, 5xx, timeouts) through the client's own retries: this many
+    # more rounds, PUSH_RETRY_BASE_DELAY s apart (doubled each), then failed with the errcode.
+    "PUSH_SEND_RETRIES": 2,
+    "PUSH_RETRY_BASE_DELAY": 1.0,
+    # 45011 (WeChat's per-minute limit): wait this long before the next round.
+    "PUSH_RATE_LIMITED_DELAY": 60.0,
+    # Openids per mass/send call at most (WeChat takes 2 to 10,000; a call also carries at
+    # most the push's rate_per_s of them: it takes a token per openid, rate.py), mass
+    # messages per follower per calendar month (Asia/Shanghai) and mass calls a minute
+    # across all pushes (WeChat's 60, with a margin for sends from WeChat's console).
+    "PUSH_MASS_CHUNK": 10_000,
+    "PUSH_MASS_MONTHLY_CAP": 4,
+    "PUSH_MASS_CALLS_PER_MINUTE": 55,
+    # A mass job whose worker died before WeChat's answer was kept is called again under its
+    # clientmsgid within this many seconds of its claim (WeChat remembers one for 24 h).
+    "PUSH_MASS_RESUBMIT_WITHIN": 20 * 3600,
+    # The customer-service window after a follower's last message (8.1: 5 messages in 48 h).
+    "PUSH_CUSTOM_WINDOW": 48 * 3600,
+    # How often (s) the push sweep runs (once per period across all workers), and the most
+    # stale claims it ends in one run.
+    "PUSH_SWEEP_INTERVAL": 15,
+    "PUSH_SWEEP_LIMIT": 10_000,
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,

@@ -198,7 +198,9 @@ class CallbackEndpoint:
         if self.dispatcher.is_pure(inbound.kind):
             # Reply-only pushes are idempotent: a retry composes the same reply and has no
             # effect to repeat, so they need no claim in Redis.
-            return _counted(inbound, render(self.dispatcher.dispatch(inbound), inbound) or b"")
+            reply = render(self.dispatcher.dispatch(inbound, every=False), inbound) or b""
+            self._note(inbound)
+            return _counted(inbound, reply)
         try:
             claimed = self.replies.claim(inbound.dedupe_key)
         except RedisError:
@@ -222,6 +224,17 @@ class CallbackEndpoint:
         except RedisError:  # done and committed: a retry finds the claim or redoes idempotently
             log.warning("callback reply not cached: Redis is unavailable")
         return _counted(inbound, reply)
+
+    def _note(self, inbound: Inbound) -> None:
+        """A reply-only push's ``on_every`` handlers (the follower's last interaction), in
+        their own unit of work: idempotent, so unclaimed; without the database the reply
+        still goes, and only the note is lost."""
+        try:
+            self.dispatcher.note(inbound)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.warning("callback notes not kept", extra={"kind": inbound.kind}, exc_info=True)
 
     def _release(self, inbound: Inbound) -> None:
         try:

@@ -12,6 +12,12 @@ configuration: no database writes, no jobs, no calls out. Kinds whose handlers
 are all pure are idempotent (a retry composes the same reply and repeats no
 effect), so the callback skips the dedupe claim for them; every other kind is
 claimed in Redis before its handlers run.
+
+A handler registered with ``on_every`` runs for every push of any kind, after that kind's
+own handlers (so it sees what they added to the session). Its writes must be idempotent
+(the same push twice leaves the same rows), so it needs no dedupe claim and leaves pure
+kinds pure: for those the callback runs it apart (``note``), in its own unit of work, and
+a failure there costs the reply nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class Dispatcher:
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._effectful: set[str] = set()
+        self._every: list[Handler] = []
 
     def on(self, *kinds: str, pure: bool = False) -> Callable[[Handler], Handler]:
         """Decorator registering a handler for one or more kinds."""
@@ -44,17 +51,30 @@ class Dispatcher:
 
         return register
 
+    def on_every(self, handler: Handler) -> Handler:
+        """Register ``handler`` for every kind (see the module's docstring)."""
+        self._every.append(handler)
+        return handler
+
     def is_pure(self, kind: str) -> bool:
         """True when every handler of ``kind`` only composes a reply."""
         return kind not in self._effectful
 
-    def dispatch(self, inbound: Inbound) -> Reply:
+    def dispatch(self, inbound: Inbound, *, every: bool = True) -> Reply:
+        """The kind's handlers, then (unless ``every`` is False) the ``on_every`` ones."""
         reply: Reply = None
-        for handler in self._handlers.get(inbound.kind, ()):
+        handlers = self._handlers.get(inbound.kind, [])
+        for handler in [*handlers, *self._every] if every else handlers:
             answer = handler(inbound)
             if reply is None:
                 reply = answer
         return reply
+
+
+    def note(self, inbound: Inbound) -> None:
+        """Only the ``on_every`` handlers (a pure kind's, after its reply is composed)."""
+        for handler in self._every:
+            handler(inbound)
 
 
 def init_app(app: Flask) -> Dispatcher:

@@ -92,6 +92,23 @@ class RiskyUser(WeChatAPIError):
     """40226: WeChat blocked this user as high-risk."""
 
 
+class CodeLimitReached(WeChatAPIError):
+    """45029: the account's permanent QR codes (100,000, integer and string scenes together;
+    also getwxacode's and createwxaqrcode's shared cap) are used up. Never retried."""
+
+    ERRCODE = 45029
+
+
+class CodeArgumentsRejected(WeChatAPIError):
+    """A QR or mini-program code asked with arguments WeChat refuses: 40052 action_name,
+    40053 action_info, 40097 invalid args, 40129 invalid scene, 40169 bad scene length,
+    85096 reserved scene key. A bug of ours; asking again will not help."""
+
+
+class PageRejected(WeChatAPIError):
+    """41030: the mini-program page does not exist in the released version (configuration)."""
+
+
 ERRCODE_ERRORS: dict[int, type[WeChatAPIError]] = {
     QuotaExhausted.DAILY: QuotaExhausted, QuotaExhausted.MONTHLY_MASS: QuotaExhausted,
     43004: NotFollowing, 43101: NoSubscription, 45015: OutsideServiceWindow,
@@ -99,6 +116,8 @@ ERRCODE_ERRORS: dict[int, type[WeChatAPIError]] = {
     45065: DuplicateMassSend,
     40029: CodeRejected, 40163: CodeRejected, 41008: CodeRejected,
     45011: UserRateLimited, 40226: RiskyUser,
+    CodeLimitReached.ERRCODE: CodeLimitReached, 41030: PageRejected,
+    **dict.fromkeys((40052, 40053, 40097, 40129, 40169, 85096), CodeArgumentsRejected),
 }
 
 

@@ -88,6 +88,15 @@ class Inbound:
     def openid(self) -> str:
         return self.data.get("FromUserName") or ""
 
+    def listed(self, block: str) -> list[dict[str, Any]]:
+        """The entries of a ``<block><List>…</List>…</block>`` (the subscription notices'
+        events), one or several alike; entries that are not elements are left out."""
+        holder = self.data.get(block)
+        entries = holder.get("List") if isinstance(holder, dict) else None
+        if not isinstance(entries, list):
+            entries = [entries]
+        return [entry for entry in entries if isinstance(entry, dict)]
+
     @property
     def created_at(self) -> datetime:
         """When WeChat says the push happened (CreateTime, checked plausible by ``parse``)."""

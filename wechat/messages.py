@@ -38,6 +38,12 @@ ELLIPSIS = "…"
 MASS_MIN_OPENIDS, MASS_MAX_OPENIDS = 2, 10_000
 CLIENT_MSG_ID_MAX_BYTES = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# Text content, by API (unconfirmed bounds, from WeChat's console and its SDKs' users): a
+# mass send's text at most 600 characters; a customer-service text at most 2,048 bytes of
+# UTF-8 (45002 "content size out of limit" beyond).
+MASS_TEXT_MAX_CHARS = 600
+CUSTOM_TEXT_MAX_BYTES = 2048
+_TEXT_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # a line break (\n) is text
 
 
 def typed_value(keyword: str, value: str) -> str:
@@ -48,6 +54,20 @@ def typed_value(keyword: str, value: str) -> str:
     if limit is None or len(value) <= limit:
         return value
     return value[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def text_problem(api: str, text: str) -> str | None:
+    """Why ``text`` cannot go as a text message of ``api`` (``MASS_BY_OPENIDS``,
+    ``MASS_BY_TAG`` or ``CUSTOM``), or None: within the API's length, no control character
+    but line breaks."""
+    if _TEXT_CONTROL.search(text):
+        return "must hold no control character (line breaks are fine)"
+    if api == CUSTOM and len(text.encode()) > CUSTOM_TEXT_MAX_BYTES:
+        return (f"must be at most {CUSTOM_TEXT_MAX_BYTES} bytes of UTF-8 "
+                "(about 680 Chinese characters)")
+    if api in (MASS_BY_OPENIDS, MASS_BY_TAG) and len(text) > MASS_TEXT_MAX_CHARS:
+        return f"must be at most {MASS_TEXT_MAX_CHARS} characters"
+    return None
 
 
 def _typed_data(values: Mapping[str, str]) -> dict[str, dict[str, str]]:

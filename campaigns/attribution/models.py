@@ -1,5 +1,6 @@
-"""Attribution: the channels followers come from, their WeChat codes, every scan, the
-mini-program's first-time users, and the batches of posters built for a branch.
+"""Attribution: the channels followers come from, their WeChat codes, every scan, and the
+batches of posters built for a branch. (The mini-program's first-time users and their
+channel are ``members.holders.models.MiniappArrival``: the members' login records them.)
 
 A follower's channel is the scene code it first followed through
 (``members.holders.Follower.first_scene``), whether or not the channel was created here
@@ -102,18 +103,6 @@ class QrScan(db.Model):
     scanned_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class MiniappArrival(db.Model):
-    """A mini-program user's first login, with the channel of the code that brought them
-    (``POST /api/miniapp/login``'s ``channel``); the first channel keeps the user."""
-
-    __tablename__ = "miniapp_arrival"
-    __table_args__ = (Index("ix_miniapp_arrival_channel_arrived_at", "channel", "arrived_at"),)
-
-    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    channel: Mapped[str | None] = mapped_column(String(32))
-    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 class PosterBatch(db.Model):
     """A branch's posters as one ZIP, built by a background job; ``done`` of ``total``
     drives the console's progress bar."""
@@ -129,6 +118,8 @@ class PosterBatch(db.Model):
     state: Mapped[str] = mapped_column(String(16), default="queued")
     total: Mapped[int] = mapped_column(Integer, default=0)
     done: Mapped[int] = mapped_column(Integer, default=0)
+    # The render jobs counted in ``done`` (",0,3,"): a job run twice is counted once.
+    chunks_done: Mapped[str] = mapped_column(Text, default=",")
     path: Mapped[str | None] = mapped_column(Text)  # the finished ZIP in the poster store
     size: Mapped[int | None] = mapped_column(Integer)  # bytes
     error: Mapped[str | None] = mapped_column(Text)

@@ -44,9 +44,8 @@ def _offer(offer: offers.Offer) -> dict[str, Any]:
 @member_required
 def redeem(slug: str) -> Response:
     body = json_body({"option": str, "request_id": str})
-    holder = binding.holder_of(g.actor)
     try:
-        result = redemption.redeem(holder, slug, body["option"], body["request_id"])
+        result = redemption.redeem_as(g.actor, slug, body["option"], body["request_id"])
     except ApiError as exc:
         REDEMPTIONS.labels(exc.code).inc()
         raise

@@ -25,7 +25,9 @@ from core.clock import SHANGHAI
 WIDTH, HEIGHT = 960, 300
 _MAX_LABELS = 16  # x labels shown at most; beyond it every n-th day is labelled
 _MAX_PRINTED = 31  # bars that carry their value on top (a month); more would collide
-_STYLE = Style(
+# The console's chart look; other packages' charts start from it (``copy.copy``, then their
+# own colours).
+STYLE = Style(
     background="transparent", plot_background="transparent",
     foreground="#1f2329", foreground_strong="#1f2329", foreground_subtle="#dee0e3",
     colors=("#b3121d",), value_colors=("#1f2329",), opacity=".85", opacity_hover=".85",
@@ -47,7 +49,7 @@ def days(campaign: Campaign, per_day: Sequence[tuple[date, int]], *,
             for n in range((last - first).days + 1)]
 
 
-def _y_labels(top: int) -> list[int]:
+def count_labels(top: int) -> list[int]:
     """Whole numbers from 0 to a step above ``top`` (room for the tallest bar's value), in
     about five steps of 1, 2 or 5 × 10ⁿ: redemptions are counted, and pygal's own ticks
     would be fractions for small counts."""
@@ -58,7 +60,7 @@ def _y_labels(top: int) -> list[int]:
     return list(range(0, (top // step + 1) * step + 1, step))
 
 
-def _without_scripts(root: Any) -> Any:
+def without_scripts(root: Any) -> Any:
     """pygal's XML filter: remove every ``<script>`` element (pygal's config script)."""
     for parent in list(root.iter()):
         for child in list(parent):
@@ -72,7 +74,7 @@ def svg(per_day: Sequence[tuple[date, int]]) -> str:
     counts = [count for _, count in per_day]
     every = max(1, math.ceil(len(per_day) / _MAX_LABELS))
     chart = pygal.Bar(
-        width=WIDTH, height=HEIGHT, explicit_size=True, style=_STYLE,
+        width=WIDTH, height=HEIGHT, explicit_size=True, style=STYLE,
         disable_xml_declaration=True, js=[], no_prefix=True,
         show_legend=False, show_x_guides=False, show_y_guides=True,
         print_values=len(per_day) <= _MAX_PRINTED, print_zeroes=False,
@@ -80,8 +82,8 @@ def svg(per_day: Sequence[tuple[date, int]]) -> str:
         x_labels_major_every=every, show_minor_x_labels=every == 1,
         margin=8, spacing=8, truncate_label=-1, no_data_text="暂无数据",
     )
-    chart.add_xml_filter(_without_scripts)
+    chart.add_xml_filter(without_scripts)
     chart.x_labels = [day.strftime("%m-%d") for day, _ in per_day]
-    chart.y_labels = _y_labels(max(counts, default=0))
+    chart.y_labels = count_labels(max(counts, default=0))
     chart.add("领取", counts)
     return chart.render()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import case, func, select
@@ -45,7 +46,27 @@ class Eligibility:
 ELIGIBLE = Eligibility(True, None)
 
 
-def of(campaign: Campaign, holder: CardHolder | None, *, now: datetime) -> Eligibility:
+class Rules(Protocol):
+    """What eligibility reads of a campaign: a ``Campaign``, or a row of its columns (the
+    redemption reads them in the statement that reads the rest)."""
+
+    @property
+    def eligibility(self) -> dict[str, Any]: ...
+    @property
+    def starts_at(self) -> datetime: ...
+
+
+class Member(Protocol):
+    """What eligibility reads of a holder: a ``CardHolder``, or a row of its columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def tier(self) -> str: ...
+
+
+def of(campaign: Rules | Campaign, holder: Member | CardHolder | None, *,
+       now: datetime) -> Eligibility:
     """Whether ``holder`` (None: the caller is bound to no card) may redeem ``campaign`` now."""
     if holder is None:
         return Eligibility(False, NOT_BOUND)

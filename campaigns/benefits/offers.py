@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -38,7 +39,18 @@ class Offer:
     options: list[OptionOffer]
 
 
-def is_open(campaign: Campaign, now: datetime) -> bool:
+class Schedule(Protocol):
+    """What "open" reads of a campaign: a ``Campaign``, or a row of its columns."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime: ...
+
+
+def is_open(campaign: Schedule | Campaign, now: datetime) -> bool:
     """Published, and now within [starts_at, ends_at]: the contract's "open"."""
     return campaign.state == PUBLISHED and campaign.starts_at <= now <= campaign.ends_at
 

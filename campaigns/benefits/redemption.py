@@ -1,31 +1,44 @@
 """Redemption exactly once: each code to one holder, each request_id of a holder once.
 
-One database transaction, the caller's, in this order (the same statements on
-PostgreSQL and SQLite):
+One database transaction, the caller's, in this order (the same steps on PostgreSQL and
+SQLite):
 
 1. The holder's turn. PostgreSQL locks the holder's row (``FOR NO KEY UPDATE``, which
    leaves the feed's foreign-key checks on that row alone); SQLite, which has no row
    locks, takes its one write lock with a write that changes nothing. From here to the
    commit one holder's redemptions take turns, so that two concurrent requests cannot
    both pass the per-holder limit or both spend the same points, and a request reusing
-   a request_id finds the first one's redemption once that has committed.
-2. A redemption of this (holder, request_id) already stored: the same answer again
-   (its balance as first shown), nothing redeemed. UNIQUE (holder_id, request_id)
-   backs this up: a second row for one request_id cannot be stored whatever happens.
-3. The checks, none of which writes: campaign and option open (404), eligibility
+   a request_id finds the first one's redemption once that has committed. The API
+   (``redeem_as``) finds the caller's holder and locks it in one statement.
+2. What the checks need, in one statement read after the lock (so that it sees what an
+   earlier turn committed): a redemption of this (holder, request_id) already stored,
+   the campaign of the slug and its option of the key, the holder's redemptions of that
+   option and the points balance.
+3. That earlier redemption: the same answer again (its balance as first shown), nothing
+   redeemed. UNIQUE (holder_id, request_id) backs this up: a second row for one
+   request_id cannot be stored whatever happens.
+4. The checks, none of which writes: campaign and option open (404), eligibility
    (403 with the reason), per-holder limit (409), points (409).
-4. The claim, last, so that nothing refuses after it: one UPDATE sets ``claimed_at`` of
+5. The claim, last, so that nothing refuses after it: one UPDATE sets ``claimed_at`` of
    the option's first code in stock, found by a subquery ``... FOR UPDATE SKIP LOCKED``
    (PostgreSQL): a code another holder's claim has locked is skipped, not waited for,
    so claims run side by side and each locks a different code; the stock condition is
    checked again on the locked row. SQLite renders no FOR UPDATE: its single writer
    (taken in step 1) runs one claim at a time. No code found: 409 out_of_stock.
-5. The redemption (``code_id`` is UNIQUE: a code belongs to one redemption at most)
-   and its ledger entry (``members.transactions.points.spend``).
+6. The redemption (``code_id`` is UNIQUE: a code belongs to one redemption at most)
+   and, for an option priced in points, its ledger entry
+   (``members.transactions.points.spend``). On PostgreSQL the claim and the redemption
+   are one statement (the claim's UPDATE a data-modifying CTE the INSERT reads: no code
+   claimed, no redemption); SQLite, which has no such CTEs, runs them one after the other.
 
 A refusal raises before anything but the turn is taken; the caller rolls back, so it
 changes nothing. Codes are decrypted only into the answer: never into a log line or
 an error message.
+
+Every statement is built once, here, and run as Core: a flash sale runs this hundreds of
+times a second, and building an ORM statement, loading objects into the session and
+flushing them cost more CPU than PostgreSQL spends running the statements
+(bench/redeem.py).
 """
 
 from __future__ import annotations
@@ -33,14 +46,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, true, update
 
 from campaigns.benefits import eligibility, offers
-from campaigns.benefits.catalogue import CODE_CONTEXT, find_option
+from campaigns.benefits.catalogue import CODE_CONTEXT, OPTION_KEY, SLUG, find_option
 from campaigns.benefits.models import Campaign, CampaignOption, Redemption, VoucherCode
 from core.db import db, utcnow
 from core.errors import ApiError
+from members.holders import binding
+from members.holders.binding import Actor
 from members.holders.models import CardHolder
 from members.protection.pii import vault
 from members.transactions import points
@@ -54,20 +70,93 @@ _WHY = {
     eligibility.MIN_SPEND: "the campaign needs more card spend since it started",
 }
 
+_HOLDERS = CardHolder.__table__
+_CAMPAIGNS = Campaign.__table__
+_OPTIONS = CampaignOption.__table__
+_REDEMPTIONS = Redemption.__table__
 _CODES = VoucherCode.__table__
+
+# Step 1 for the API: the actor's holder (binding.HOLDER_OF: its own binding, else its
+# unionid twin's), only the columns the checks read, its row locked on PostgreSQL.
+_LOCK_HOLDER_OF = (binding.HOLDER_OF.with_only_columns(_HOLDERS.c.id, _HOLDERS.c.tier)
+                   .with_for_update(of=_HOLDERS, key_share=True))
+_HOLDER_OF = binding.HOLDER_OF.with_only_columns(_HOLDERS.c.id, _HOLDERS.c.tier)
+_LOCK_HOLDER = (select(_HOLDERS.c.id).where(_HOLDERS.c.id == bindparam("holder"))
+                .with_for_update(key_share=True))
+# SQLite: the write lock is taken by the first write of a transaction, and reads before it
+# would see what another writer is about to change: the write comes first.
+_WRITE_HOLDER = (update(_HOLDERS).where(_HOLDERS.c.id == bindparam("holder"))
+                 .values(updated_at=_HOLDERS.c.updated_at))
+
+# Step 2: one row whatever the slug and key (the holder's own), with NULLs for a campaign
+# or option that is not there.
+_MINE = _REDEMPTIONS.alias("mine")
+_EARLIER = _REDEMPTIONS.alias("earlier")
+_FACTS = (
+    select(
+        select(_EARLIER.c.id)
+        .where(_EARLIER.c.holder_id == _HOLDERS.c.id,
+               _EARLIER.c.request_id == bindparam("request_id"))
+        .scalar_subquery().label("earlier_id"),
+        _CAMPAIGNS.c.id.label("campaign_id"), _CAMPAIGNS.c.state, _CAMPAIGNS.c.starts_at,
+        _CAMPAIGNS.c.ends_at, _CAMPAIGNS.c.eligibility,
+        _OPTIONS.c.id.label("option_id"), _OPTIONS.c.points, _OPTIONS.c.limit_per_holder,
+        select(func.count()).select_from(_MINE)
+        .where(_MINE.c.holder_id == _HOLDERS.c.id, _MINE.c.option_id == _OPTIONS.c.id)
+        .scalar_subquery().label("redeemed"),
+        points.balance_of(_HOLDERS.c.id).label("balance"),
+    )
+    .select_from(
+        _HOLDERS.outerjoin(_CAMPAIGNS, _CAMPAIGNS.c.slug == bindparam("slug"))
+        .outerjoin(_OPTIONS, and_(_OPTIONS.c.campaign_id == _CAMPAIGNS.c.id,
+                                  _OPTIONS.c.key == bindparam("option_key"))))
+    .where(_HOLDERS.c.id == bindparam("holder"))
+)
+
+_EARLIER_ANSWER = (
+    select(_REDEMPTIONS.c.id, _REDEMPTIONS.c.points_spent, _REDEMPTIONS.c.points_balance,
+           _CAMPAIGNS.c.slug, _OPTIONS.c.key, _CODES.c.code)
+    .join(_CAMPAIGNS, _CAMPAIGNS.c.id == _REDEMPTIONS.c.campaign_id)
+    .join(_OPTIONS, _OPTIONS.c.id == _REDEMPTIONS.c.option_id)
+    .join(_CODES, _CODES.c.id == _REDEMPTIONS.c.code_id)
+    .where(_REDEMPTIONS.c.id == bindparam("redemption"))
+)
+
+# Step 5: the claim. No parameter is named after a column of voucher_code: an UPDATE's
+# parameters of a column's name would be added to what it SETs.
 _IN_STOCK = _CODES.alias("in_stock")  # the subquery's own name: no correlation to the UPDATE
 _CLAIM = (
     update(_CODES)
     .where(_CODES.c.id == select(_IN_STOCK.c.id)
-           .where(_IN_STOCK.c.option_id == bindparam("of_option"),
+           .where(_IN_STOCK.c.option_id == bindparam("option"),
                   _IN_STOCK.c.claimed_at.is_(None))
            .order_by(_IN_STOCK.c.id).limit(1)
            .with_for_update(skip_locked=True).scalar_subquery(),
            _CODES.c.claimed_at.is_(None))
-    .values(claimed_at=bindparam("claimed"))
+    .values(claimed_at=bindparam("now"))
     .returning(_CODES.c.id, _CODES.c.code)
 )
-_HOLDERS = CardHolder.__table__
+# Step 6: the redemption of the code claimed; every column given, none left to a default.
+_REDEMPTION_VALUES = {
+    "holder_id": bindparam("holder"), "campaign_id": bindparam("campaign"),
+    "option_id": bindparam("option"), "points_spent": bindparam("points_spent"),
+    "points_balance": bindparam("points_balance"), "request_id": bindparam("request_id"),
+    "redeemed_at": bindparam("now", type_=_REDEMPTIONS.c.redeemed_at.type),
+}
+_INSERT_REDEMPTION = (insert(_REDEMPTIONS)
+                      .values(code_id=bindparam("code_id"), **_REDEMPTION_VALUES)
+                      .returning(_REDEMPTIONS.c.id))
+_CLAIMED = _CLAIM.cte("claimed")
+_REDEEMED = (
+    insert(_REDEMPTIONS)
+    .from_select([*_REDEMPTION_VALUES, "code_id"],
+                 select(*(value.label(name) for name, value in _REDEMPTION_VALUES.items()),
+                        _CLAIMED.c.id))
+    .returning(_REDEMPTIONS.c.id)
+    .cte("redeemed")
+)
+_CLAIM_AND_REDEEM = (select(_REDEEMED.c.id, _CLAIMED.c.code)
+                     .select_from(_CLAIMED.join(_REDEEMED, true())))
 
 
 @dataclass(frozen=True)
@@ -83,87 +172,112 @@ class Redeemed:
 def redeem(holder: CardHolder | None, slug: str, option_key: str, request_id: str,
            *, now: datetime | None = None) -> Redeemed:
     """Give ``holder`` (None: the caller is bound to no card) one code of the option."""
+    _check(request_id)
+    if holder is not None:
+        _take_turn(holder.id)
+    return _redeem(holder, slug, option_key, request_id, now or utcnow())
+
+
+def redeem_as(actor: Actor, slug: str, option_key: str, request_id: str,
+              *, now: datetime | None = None) -> Redeemed:
+    """``redeem`` for the holder bound to ``actor`` (``binding.holder_of``), found and
+    locked in one statement on PostgreSQL."""
+    _check(request_id)
+    keys = binding.holder_keys(actor)
+    if _on_postgres():
+        holder = db.session.execute(_LOCK_HOLDER_OF, keys).first()
+    else:
+        holder = db.session.execute(_HOLDER_OF, keys).first()
+        if holder is not None:
+            db.session.execute(_WRITE_HOLDER, {"holder": holder.id})
+    return _redeem(holder, slug, option_key, request_id, now or utcnow())
+
+
+def _check(request_id: str) -> None:
     if not REQUEST_ID.fullmatch(request_id):
         raise ApiError(400, "invalid_request_id",
                        "request_id must be 1-64 printable ASCII characters, no spaces")
-    now = now or utcnow()
-    if holder is not None:
-        _take_turn(holder.id)
-        earlier = _earlier(holder.id, request_id)
-        if earlier is not None:
-            return _replay(earlier, slug, option_key)
-    campaign = offers.open_campaign(slug, now)
-    option = find_option(campaign, option_key)
-    verdict = eligibility.of(campaign, holder, now=now)
-    if not verdict.eligible:
-        raise ApiError(403, "not_eligible", _WHY[verdict.reason],
-                       extra={"reason": verdict.reason})
-    assert holder is not None  # only bound holders are ever eligible
-    if option.limit_per_holder is not None and \
-            _redeemed(holder.id, option.id) >= option.limit_per_holder:
-        raise ApiError(409, "limit_reached",
-                       f"this option is limited to {option.limit_per_holder} per card holder")
-    balance = points.balance(holder.id)
-    # A free option stays free for a holder whose refunds took the balance below zero.
-    if option.points and option.points > balance:
-        raise ApiError(409, "insufficient_points",
-                       f"this option costs {option.points} points; the balance is {balance}")
-    claimed = db.session.execute(_CLAIM, {"of_option": option.id, "claimed": now}).first()
-    if claimed is None:
-        raise ApiError(409, "out_of_stock", "no codes of this option are left")
-    return _record(holder.id, campaign, option, claimed, request_id, balance, now)
+
+
+def _on_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
 
 
 def _take_turn(holder_id: int) -> None:
     """Serialise the holder's redemptions until the commit (step 1 of the module's doc)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(select(_HOLDERS.c.id).where(_HOLDERS.c.id == holder_id)
-                           .with_for_update(key_share=True))
-    else:
-        # The write lock is taken by the first write of a transaction, and reads before it
-        # would see what another writer is about to change: the write comes first.
-        db.session.execute(update(_HOLDERS).where(_HOLDERS.c.id == holder_id)
-                           .values(updated_at=_HOLDERS.c.updated_at))
+    db.session.execute(_LOCK_HOLDER if _on_postgres() else _WRITE_HOLDER,
+                       {"holder": holder_id})
 
 
-def _earlier(holder_id: int, request_id: str) -> Row | None:
-    return db.session.execute(
-        select(Redemption.id, Redemption.points_spent, Redemption.points_balance,
-               Campaign.slug, CampaignOption.key, VoucherCode.code)
-        .join(Campaign, Campaign.id == Redemption.campaign_id)
-        .join(CampaignOption, CampaignOption.id == Redemption.option_id)
-        .join(VoucherCode, VoucherCode.id == Redemption.code_id)
-        .where(Redemption.holder_id == holder_id, Redemption.request_id == request_id)
-    ).first()
+def _redeem(holder: eligibility.Member | None, slug: str, option_key: str, request_id: str,
+            now: datetime) -> Redeemed:
+    """Steps 2 to 6 of the module's doc, the holder's turn taken."""
+    if holder is None:  # nobody's turn to take, nothing to replay: only the refusals
+        find_option(offers.open_campaign(slug, now), option_key)
+        raise _not_eligible(eligibility.NOT_BOUND)
+    # A slug or key that cannot exist is not looked up: PostgreSQL refuses some text (a
+    # NUL) outright. NULL matches nothing.
+    facts = db.session.execute(_FACTS, {
+        "holder": holder.id, "request_id": request_id,
+        "slug": slug if SLUG.fullmatch(slug) else None,
+        "option_key": option_key if OPTION_KEY.fullmatch(option_key) else None}).one()
+    if facts.earlier_id is not None:
+        return _replay(facts.earlier_id, slug, option_key)
+    if facts.campaign_id is None or not offers.is_open(facts, now):
+        raise ApiError(404, "unknown_campaign", "no open campaign has this slug")
+    if facts.option_id is None:
+        raise ApiError(404, "unknown_option", "the campaign has no option with this key")
+    verdict = eligibility.of(facts, holder, now=now)
+    if not verdict.eligible:
+        raise _not_eligible(verdict.reason)
+    if facts.limit_per_holder is not None and facts.redeemed >= facts.limit_per_holder:
+        raise ApiError(409, "limit_reached",
+                       f"this option is limited to {facts.limit_per_holder} per card holder")
+    price, balance = facts.points, int(facts.balance)
+    # A free option stays free for a holder whose refunds took the balance below zero.
+    if price and price > balance:
+        raise ApiError(409, "insufficient_points",
+                       f"this option costs {price} points; the balance is {balance}")
+    values = {"holder": holder.id, "campaign": facts.campaign_id, "option": facts.option_id,
+              "points_spent": price,
+              "points_balance": balance - price, "request_id": request_id, "now": now}
+    redemption_id, code = _claim_and_record(values)
+    if price:
+        points.spend(holder.id, price, f"redeem:{slug}/{option_key}",
+                     reference=f"redemption:{redemption_id}")
+    return Redeemed(redemption_id, option_key, vault().decrypt(code, CODE_CONTEXT), price,
+                    balance - price, replayed=False)
 
 
-def _replay(earlier: Row, slug: str, option_key: str) -> Redeemed:
+def _not_eligible(reason: str | None) -> ApiError:
+    return ApiError(403, "not_eligible", _WHY[reason], extra={"reason": reason})
+
+
+def _claim_and_record(values: dict[str, Any]) -> tuple[int, str]:
+    """Steps 5 and 6: (redemption id, the code's ciphertext); 409 out_of_stock."""
+    if _on_postgres():
+        row = db.session.execute(_CLAIM_AND_REDEEM, values).first()
+        if row is None:
+            raise _out_of_stock()
+        return row.id, row.code
+    claimed = db.session.execute(_CLAIM, values).first()
+    if claimed is None:
+        raise _out_of_stock()
+    redemption_id = db.session.scalar(_INSERT_REDEMPTION, {**values, "code_id": claimed.id})
+    return redemption_id, claimed.code
+
+
+def _out_of_stock() -> ApiError:
+    return ApiError(409, "out_of_stock", "no codes of this option are left")
+
+
+def _replay(redemption_id: int, slug: str, option_key: str) -> Redeemed:
+    earlier = db.session.execute(_EARLIER_ANSWER, {"redemption": redemption_id}).one()
     if (earlier.slug, earlier.key) != (slug, option_key):
         raise ApiError(409, "request_id_reused",
                        "this request_id was used for another campaign or option")
     return Redeemed(earlier.id, earlier.key, vault().decrypt(earlier.code, CODE_CONTEXT),
                     earlier.points_spent, earlier.points_balance, replayed=True)
-
-
-def _redeemed(holder_id: int, option_id: int) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(Redemption)
-        .where(Redemption.holder_id == holder_id, Redemption.option_id == option_id))
-
-
-def _record(holder_id: int, campaign: Campaign, option: CampaignOption, claimed: Row,
-            request_id: str, balance: int, now: datetime) -> Redeemed:
-    redemption = Redemption(holder_id=holder_id, campaign_id=campaign.id, option_id=option.id,
-                            code_id=claimed.id, points_spent=option.points,
-                            points_balance=balance - option.points, request_id=request_id,
-                            redeemed_at=now)
-    db.session.add(redemption)
-    db.session.flush()
-    if option.points:
-        points.spend(holder_id, option.points, f"redeem:{campaign.slug}/{option.key}",
-                     reference=f"redemption:{redemption.id}")
-    return Redeemed(redemption.id, option.key, vault().decrypt(claimed.code, CODE_CONTEXT),
-                    option.points, redemption.points_balance, replayed=False)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,7 @@ from flask_wtf.csrf import generate_csrf
 
 from campaigns.console import audit, roles, sessions, staff
 from campaigns.console.auth import SESSION_KEY, console_staff, safe_next, staff_page
+from campaigns.console.models import Staff
 from core import pages
 from core.client_ip import request_client_ip
 from core.clock import SHANGHAI
@@ -81,8 +83,18 @@ ACTION_NAMES = {
     "login": "登录", "login_failed": "登录失败", "login_locked": "登录被锁定",
     "logout": "退出登录", "forbidden": "越权访问被拒绝",
     "staff.create": "创建员工账号", "staff.token": "签发 API 令牌", "staff.revoke": "吊销令牌",
+    "audience.create": "创建人群",
+    "channel.create": "创建渠道", "channel.import": "批量导入渠道",
+    "channel.deactivate": "停用渠道",
+    "campaign.poster_background": "上传海报背景", "poster_batch.start": "生成网点海报包",
+    "push.create": "创建推送", "push.approve": "审批推送", "push.pause": "暂停推送",
+    "push.resume": "恢复推送", "push.cancel": "取消推送",
 }
 WRONG_CREDENTIALS = "用户名或密码错误。"
+# Sections other packages add to the home page: each is called with the staff member and
+# answers (a template to include, the ``panel`` values it reads), or None to show nothing
+# (campaigns.attribution shows a customer manager their own channels).
+HOME_PANELS: list[Callable[[Staff], tuple[str, dict[str, Any]] | None]] = []
 
 
 # -- the shell ----------------------------------------------------------------------------------
@@ -190,7 +202,9 @@ def logout() -> Any:
 def home() -> str:
     return render_template("console/home.html", duties=ROLE_DUTIES[g.staff.role],
                            tokens=staff.live_tokens(g.staff),
-                           sees_everyone=audit.sees_everyone(g.staff))
+                           sees_everyone=audit.sees_everyone(g.staff),
+                           panels=[shown for panel in HOME_PANELS
+                                   if (shown := panel(g.staff)) is not None])
 
 
 def _json(values: Any) -> str:

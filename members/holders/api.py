@@ -31,6 +31,8 @@ bp = Blueprint("members_api", __name__, url_prefix="/api")
 # wx.login and phone-button codes are short URL-safe strings; anything else is refused
 # before WeChat is asked (an empty code is the caller's fault, not WeChat's: 400, not 502).
 _WX_CODE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# A channel's code, as the contract defines it (the QR and mini-program codes' scene).
+_CHANNEL_CODE = re.compile(r"[A-Za-z0-9_]{1,32}")
 POINTS_PAGE_DEFAULT = 20
 POINTS_PAGE_MAX = 100
 
@@ -62,19 +64,29 @@ def member_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _wx_code() -> str:
-    code = json_body({"code": str})["code"]
+def _wx_code(body: dict[str, Any] | None = None) -> str:
+    code = (json_body({"code": str}) if body is None else body)["code"]
     if not _WX_CODE.fullmatch(code):
         raise ApiError(400, "invalid_code", "code must be the code from wx.login")
     return code
 
 
+def _channel(value: str | None) -> str | None:
+    """The login's optional channel (the mini-program code's scene) if it is a channel code.
+
+    Anything else is ignored, not refused: the contract makes the field optional, and a
+    scene mangled on its way through the mini-program must not keep its user out.
+    """
+    return value if value is not None and _CHANNEL_CODE.fullmatch(value) else None
+
+
 @bp.post("/miniapp/login")
 def login() -> Response:
-    code = _wx_code()
+    body = json_body({"code": str, "channel": (str, type(None))}, frozenset({"channel"}))
+    code, channel = _wx_code(body), _channel(body.get("channel"))
     origin = request_origin()
     limits.enforce("login", {"ip": origin.ip}, local=origin.local)
-    result = sessions.login(code, origin.ip, origin.region)
+    result = sessions.login(code, origin.ip, origin.region, channel)
     db.session.commit()
     return jsonify(token=result.token, bound=result.bound, expires_in=result.expires_in)
 

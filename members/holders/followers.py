@@ -6,7 +6,9 @@ Where a follower came from (QR scenes, scans) is attribution, kept by
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, or_, select, update
 
 from core.db import db, insert_skipping_conflicts, utcnow
 from core.jobs import enqueue_after_commit
@@ -40,10 +42,49 @@ def on_unfollow(inbound: Inbound) -> None:
     follower.unsubscribed_at = inbound.created_at
 
 
-def note_first_scene(openid: str, scene: str) -> None:
-    """The QR scene a follower first came through; a later one never replaces it."""
+def note_first_scene(openid: str, scene: str, at: datetime) -> None:
+    """The QR scene a follower first came through, and when; a later one never replaces it
+    (unfollowing and following again through another code keeps the first)."""
     follower = _follower(openid)
-    follower.first_scene = follower.first_scene or scene
+    if follower.first_scene is None:
+        follower.first_scene, follower.first_scene_at = scene, at
+
+
+# User messages: only these open WeChat's 48-hour customer-service window (events do not).
+MESSAGE_KINDS = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link"})
+# An interaction noted less than this long ago is not written again: a chatty follower
+# costs one write a minute, not one a push, and a minute is nothing to a 48-hour window
+# or to an audience's "active within N hours".
+INTERACTION_GRAIN = timedelta(seconds=60)
+
+
+def note_interaction(inbound: Inbound) -> None:
+    """Every push from a follower: when it last interacted, and, for a message, when it
+    last wrote (``Follower.last_interaction_at`` / ``last_message_at``).
+
+    One UPDATE, nothing when the stored time is less than ``INTERACTION_GRAIN`` old, and
+    never backwards (a retried or late push is older than what is stored). It runs after
+    the kind's own handlers (``Dispatcher.on_every``), so a follow's new row is in the
+    session and flushed before it. An openid without a row gets none: rows come from
+    follows (which fetch the unionid) and from WeChat saying one does not follow; a row
+    made here would carry neither and claim a follow nobody saw.
+    """
+    at = min(inbound.created_at, utcnow())  # WeChat's time, never one ahead of ours
+    stale = at - INTERACTION_GRAIN
+    values = {"last_interaction_at": case(
+        (or_(Follower.last_interaction_at.is_(None), Follower.last_interaction_at < at), at),
+        else_=Follower.last_interaction_at)}
+    if inbound.kind in MESSAGE_KINDS:
+        # last_message_at <= last_interaction_at always, so a stale message time is the
+        # one condition to check when both may change.
+        noted = Follower.last_message_at
+        values["last_message_at"] = at
+    else:
+        noted = Follower.last_interaction_at
+    db.session.execute(
+        update(Follower).where(Follower.openid == inbound.openid,
+                               or_(noted.is_(None), noted < stale))
+        .values(values).execution_options(synchronize_session=False))
 
 
 def mark_not_following(openid: str) -> None:
@@ -77,3 +118,4 @@ def register(dispatcher: Dispatcher) -> None:
     dispatcher.on("event:subscribe", "event:subscribe_scan",
                   "event:subscribe_scan_product")(on_follow)
     dispatcher.on("event:unsubscribe")(on_unfollow)
+    dispatcher.on_every(note_interaction)

@@ -21,13 +21,20 @@ class Follower(db.Model):
     """One official-account openid: whether it follows, and where it came from."""
 
     __tablename__ = "follower"
+    # A channel's followers over a period (campaigns.attribution.funnel).
+    __table_args__ = (Index("ix_follower_first_scene_first_scene_at",
+                            "first_scene", "first_scene_at"),
+                      # Audiences' active_within_hours: a range of recent interactions.
+                      Index("ix_follower_last_interaction_at", "last_interaction_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), unique=True)
     unionid: Mapped[str | None] = mapped_column(String(64), index=True)
     subscribed: Mapped[bool] = mapped_column(default=False)
-    # The QR scene of the follow that first brought this user (channel attribution).
+    # The QR scene of the follow that first brought this user (channel attribution), and
+    # when: a channel's funnel over a period counts the followers it brought in that period.
     first_scene: Mapped[str | None] = mapped_column(String(64))
+    first_scene_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     subscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The follower's last message or event of any kind, and last message it typed or sent
@@ -84,6 +91,9 @@ class Binding(db.Model):
         Index("uq_binding_active_holder", "holder_id", "app", unique=True,
               sqlite_where=text("unbound_at IS NULL"),
               postgresql_where=text("unbound_at IS NULL")),
+        # Every binding an openid ever had, closed ones too: a channel's funnel counts who
+        # bound, whether or not they are still bound (campaigns.attribution.funnel).
+        Index("ix_binding_app_openid", "app", "openid"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -109,6 +119,21 @@ class MemberSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MiniappArrival(db.Model):
+    """A first-time mini-program user who came through a channel's mini-program code: the
+    ``channel`` of ``POST /api/miniapp/login`` (the code's scene). Written once, at the
+    first login only: the first channel keeps the user. ``unionid`` (code2session's) lets
+    the funnel find the person's binding from either app."""
+
+    __tablename__ = "miniapp_arrival"
+    __table_args__ = (Index("ix_miniapp_arrival_channel_arrived_at", "channel", "arrived_at"),)
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class BindChallenge(db.Model):

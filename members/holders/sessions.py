@@ -11,14 +11,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import String, bindparam, exists, insert, select
 
-from core.db import db, utcnow
+from core.db import UTCDateTime, db, insert_skipping_conflicts, utcnow
 from core.errors import ApiError, Refusal
 from members.holders.binding import MINIAPP, Actor, is_bound
-from members.holders.models import MemberSession
+from members.holders.models import MemberSession, MiniappArrival
 from members.protection import audit
 from members.protection.pii import vault
 from wechat import clients
@@ -62,8 +63,14 @@ def _wechat_refusal(exc: WeChatAPIError) -> Refusal:
     return Refusal(502, "wechat_error", f"WeChat refused the request ({exc.errcode})")
 
 
-def login(code: str, ip: str, region: str | None) -> Login:
-    """Exchange a wx.login code for a bearer token."""
+def login(code: str, ip: str, region: str | None, channel: str | None = None) -> Login:
+    """Exchange a wx.login code for a bearer token.
+
+    ``channel``, the scene of the mini-program code that opened the mini-program (already
+    checked to be a channel code), makes a first-time user that channel's: recorded only
+    if this openid never logged in before, and never replaced (the first channel keeps
+    the user).
+    """
     try:
         answer = clients.mini_program().wxa.code_to_session(code)
     except WeChatAPIError as exc:
@@ -74,6 +81,10 @@ def login(code: str, ip: str, region: str | None) -> Login:
     token = secrets.token_urlsafe(32)
     ttl = current_app.config["MEMBER_SESSION_TTL"]
     now = utcnow()
+    if channel is not None:
+        # Before this login's session exists: a user with any earlier session is not new.
+        db.session.execute(_insert_arrival(), {"openid": openid, "unionid": unionid,
+                                             "channel": channel, "arrived_at": now})
     db.session.execute(_INSERT_SESSION, {
         "token_hash": _hash(token), "openid": openid, "unionid": unionid,
         "session_key": vault().encrypt(answer["session_key"], "member_session.session_key"),
@@ -87,6 +98,18 @@ def login(code: str, ip: str, region: str | None) -> Login:
 # statement costs about as much as running it.
 _BY_TOKEN_HASH = select(MemberSession).where(MemberSession.token_hash == bindparam("hash"))
 _INSERT_SESSION = insert(MemberSession.__table__)
+
+
+def _insert_arrival() -> Any:
+    """One statement, run only for a login that brings a channel: the arrival of an openid
+    with no session yet, skipped when it has one or an arrival already (a concurrent first
+    login). Built per call: its ON CONFLICT is the database's dialect."""
+    return insert_skipping_conflicts(MiniappArrival.__table__, "openid").from_select(
+        ["openid", "unionid", "channel", "arrived_at"],
+        select(bindparam("openid", type_=String), bindparam("unionid", type_=String),
+               bindparam("channel", type_=String), bindparam("arrived_at", type_=UTCDateTime))
+        .where(~exists().where(MemberSession.openid == bindparam("openid"))),
+    )
 
 
 def authenticate(token: str) -> MemberSession:

@@ -17,12 +17,14 @@ CARD_MASKED = "**** ****"
 PHONE_MASKED = "*" * 11
 ID_NO_MASKED = "*" * 18
 NAME_MASKED = "**"
+OPENID_MASKED = "*" * 12
 
 # ASCII digits only: "\d" alone also matches other scripts' digits.
 _LAST4 = re.compile(r"^\d{4}$", re.ASCII)
 _CARD = re.compile(r"^\d{12,19}$", re.ASCII)
 _PHONE = re.compile(r"^\d{11}$", re.ASCII)
 _ID_NO = re.compile(r"^(\d{15}|\d{17}[\dX])$", re.ASCII)
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{16,64}$", re.ASCII)  # WeChat's are 28 characters
 
 
 def mask_card(card_no_or_last4: str | None) -> str:
@@ -55,3 +57,12 @@ def mask_name(name: str | None) -> str:
     if len(value) < 2:
         return NAME_MASKED
     return value[0] + "*" * (len(value) - 1)
+
+
+def mask_openid(openid: str | None) -> str:
+    """``"oOff****0001"``: first and last four characters of a WeChat openid, enough for
+    staff to tell two apart in a sample, never enough to address one."""
+    value = openid or ""
+    if _OPENID.match(value):
+        return f"{value[:4]}****{value[-4:]}"
+    return OPENID_MASKED

@@ -19,6 +19,8 @@ depends_on = None
 
 
 def upgrade():
+    _index_live_tables_for_attribution()
+    _index_follower_for_audiences()
     op.create_table('audience',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -36,7 +38,8 @@ def upgrade():
     )
     op.create_table('miniapp_arrival',
     sa.Column('openid', sa.String(length=64), nullable=False),
-    sa.Column('channel', sa.String(length=32), nullable=True),
+    sa.Column('unionid', sa.String(length=64), nullable=True),
+    sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('arrived_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('openid', name=op.f('pk_miniapp_arrival'))
     )
@@ -50,6 +53,7 @@ def upgrade():
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('total', sa.Integer(), nullable=False),
     sa.Column('done', sa.Integer(), nullable=False),
+    sa.Column('chunks_done', sa.Text(), nullable=False),
     sa.Column('path', sa.Text(), nullable=True),
     sa.Column('size', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
@@ -180,14 +184,81 @@ def upgrade():
         batch_op.create_index('ix_push_delivery_mass_job_id', ['mass_job_id'], unique=False)
         batch_op.create_index('ix_push_delivery_push_id_state_id', ['push_id', 'state', 'id'], unique=False)
 
-    with op.batch_alter_table('follower', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('last_interaction_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('last_message_at', sa.DateTime(timezone=True), nullable=True))
+    if op.get_bind().dialect.name != 'postgresql':  # PostgreSQL: _index_follower_for_audiences
+        with op.batch_alter_table('follower', schema=None) as batch_op:
+            batch_op.add_column(sa.Column('last_interaction_at', sa.DateTime(timezone=True), nullable=True))
+            batch_op.add_column(sa.Column('last_message_at', sa.DateTime(timezone=True), nullable=True))
+            batch_op.create_index('ix_follower_last_interaction_at', ['last_interaction_at'], unique=False)
 
+
+
+def _index_live_tables_for_attribution():
+    """follower and binding hold millions of rows and take writes all the time; the funnel
+    of a channel (campaigns.attribution.funnel) needs a follower's first scene with its time,
+    and every binding an openid ever had (the partial unique index holds active ones only).
+
+    As in 0006: on PostgreSQL this runs first, outside the migration's transaction, with the
+    indexes built CONCURRENTLY (a plain build would hold off follows and bindings for its
+    whole length) and every statement safe to rerun. The new column changes only the
+    catalogue; followers who came through a scene before it get the time of their follow,
+    in batches so that no statement locks many rows for long.
+    """
+    if op.get_bind().dialect.name != 'postgresql':
+        with op.batch_alter_table('follower', schema=None) as batch_op:
+            batch_op.add_column(sa.Column('first_scene_at', sa.DateTime(timezone=True), nullable=True))
+            batch_op.create_index('ix_follower_first_scene_first_scene_at', ['first_scene', 'first_scene_at'], unique=False)
+        op.execute('UPDATE follower SET first_scene_at = COALESCE(subscribed_at, created_at) '
+                   'WHERE first_scene IS NOT NULL')
+        with op.batch_alter_table('binding', schema=None) as batch_op:
+            batch_op.create_index('ix_binding_app_openid', ['app', 'openid'], unique=False)
+        return
+    with op.get_context().autocommit_block():
+        op.execute('ALTER TABLE follower ADD COLUMN IF NOT EXISTS first_scene_at TIMESTAMP WITH TIME ZONE')
+        while op.get_bind().execute(sa.text(
+                'UPDATE follower SET first_scene_at = COALESCE(subscribed_at, created_at) '
+                'WHERE id IN (SELECT id FROM follower WHERE first_scene IS NOT NULL '
+                'AND first_scene_at IS NULL LIMIT 10000)')).rowcount:
+            pass
+        op.create_index('ix_follower_first_scene_first_scene_at', 'follower',
+                        ['first_scene', 'first_scene_at'], unique=False,
+                        postgresql_concurrently=True, if_not_exists=True)
+        op.create_index('ix_binding_app_openid', 'binding', ['app', 'openid'], unique=False,
+                        postgresql_concurrently=True, if_not_exists=True)
+
+
+def _index_follower_for_audiences():
+    """Audiences' active_within_hours is a range of follower.last_interaction_at. On
+    PostgreSQL the two columns change only the catalogue and the index is built
+    CONCURRENTLY, as above, outside the migration's transaction; SQLite gets both in the
+    follower batch further down."""
+    if op.get_bind().dialect.name != 'postgresql':
+        return
+    with op.get_context().autocommit_block():
+        op.execute('ALTER TABLE follower ADD COLUMN IF NOT EXISTS last_interaction_at TIMESTAMP WITH TIME ZONE')
+        op.execute('ALTER TABLE follower ADD COLUMN IF NOT EXISTS last_message_at TIMESTAMP WITH TIME ZONE')
+        op.create_index('ix_follower_last_interaction_at', 'follower', ['last_interaction_at'],
+                        unique=False, postgresql_concurrently=True, if_not_exists=True)
+
+
+def _drop_live_table_indexes_for_attribution():
+    if op.get_bind().dialect.name != 'postgresql':
+        with op.batch_alter_table('binding', schema=None) as batch_op:
+            batch_op.drop_index('ix_binding_app_openid')
+        with op.batch_alter_table('follower', schema=None) as batch_op:
+            batch_op.drop_index('ix_follower_first_scene_first_scene_at')
+            batch_op.drop_column('first_scene_at')
+        return
+    with op.get_context().autocommit_block():
+        op.drop_index('ix_binding_app_openid', table_name='binding',
+                      postgresql_concurrently=True, if_exists=True)
+        op.drop_index('ix_follower_first_scene_first_scene_at', table_name='follower',
+                      postgresql_concurrently=True, if_exists=True)
+        op.execute('ALTER TABLE follower DROP COLUMN IF EXISTS first_scene_at')
 
 
 def downgrade():
     with op.batch_alter_table('follower', schema=None) as batch_op:
+        batch_op.drop_index('ix_follower_last_interaction_at')
         batch_op.drop_column('last_message_at')
         batch_op.drop_column('last_interaction_at')
 
@@ -225,3 +296,4 @@ def downgrade():
     op.drop_table('miniapp_arrival')
     op.drop_table('mass_allowance')
     op.drop_table('audience')
+    _drop_live_table_indexes_for_attribution()

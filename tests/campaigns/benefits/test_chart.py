@@ -29,10 +29,10 @@ def test_an_ended_campaign_stops_at_its_last_day_and_a_future_one_has_none():
 
 
 def test_ticks_are_whole_numbers_with_room_above_the_tallest_bar():
-    assert chart._y_labels(0) == [0, 1]
-    assert chart._y_labels(3) == [0, 1, 2, 3, 4]
-    assert chart._y_labels(7) == [0, 2, 4, 6, 8]
-    assert chart._y_labels(1234) == [0, 500, 1000, 1500]
+    assert chart.count_labels(0) == [0, 1]
+    assert chart.count_labels(3) == [0, 1, 2, 3, 4]
+    assert chart.count_labels(7) == [0, 2, 4, 6, 8]
+    assert chart.count_labels(1234) == [0, 500, 1000, 1500]
 
 
 def test_the_svg_has_the_days_and_no_script():

@@ -1,0 +1,109 @@
+"""The global rate: one token bucket in Redis holds ``rate_per_s`` recipients a second across
+workers (here two real ``flask worker`` processes on real Redis sharing one push), a mass
+call taking one token per openid it carries."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from rq import Worker
+
+from campaigns.pushes import rate, tasks
+from core.jobs import enqueue
+from tests.campaigns.pushes.engine import (
+    CUSTOM_PATH,
+    MASS_PATH,
+    add_followers,
+    make_push,
+    openids,
+    outcomes,
+    received,
+    start,
+)
+from tests.core.test_worker_outage import _environment, _start_worker, _stop
+from tests.fixtures.redis import REAL_REDIS_URL
+from tests.fixtures.sim import sim_calls
+
+RATE = 50
+# Fifteen seconds of work after the first second's burst: long enough that one worker's
+# hand-over (a tenth of a second, paid back from the bucket) is within the tolerance.
+STEADY_SECONDS = 15
+RECIPIENTS = RATE * (STEADY_SECONDS + 1)
+TOLERANCE = 0.05
+
+
+def test_a_bucket_gives_one_seconds_worth_then_the_rate(app):
+    with app.app_context():
+        bucket = rate.push_bucket(app.extensions["redis"], 999, 10, "custom")
+        assert [bucket.try_take() for _ in range(10)] == [0.0] * 10  # full: one second's worth
+        wait = bucket.try_take()
+        assert 0 < wait <= 0.1  # then a token every 1/10 s
+        with pytest.raises(ValueError):
+            bucket.try_take(11)  # more than the capacity would never come
+
+
+def test_a_bucket_admits_one_take_larger_than_its_rate(app):
+    with app.app_context():
+        bucket = rate.push_bucket(app.extensions["redis"], 998, 1, "mass", largest_take=2)
+        assert bucket.try_take(2) == 0.0
+        assert 1.9 < bucket.try_take(2) <= 2.0  # the next pair in two seconds
+
+
+@pytest.mark.parametrize(("rate_per_s", "sizes", "apart"), [(3, [3, 3, 3], 1.0),
+                                                            (1, [2, 2], 2.0)])
+def test_a_mass_call_carries_one_seconds_worth_and_takes_a_token_per_openid(
+        app, sim, run_jobs, rate_per_s, sizes, apart):
+    """At 3/s, calls of 3 a second apart; at 1/s, pairs (WeChat's least) two seconds apart."""
+    ids = openids(f"MassRate{rate_per_s}", sum(sizes))
+    add_followers(app, sim, ids)
+    push_id = make_push(app, "mass", ids, rate_per_s=rate_per_s)
+    start(app, push_id, run_jobs)
+    calls = sim_calls(sim, MASS_PATH)
+    assert [len(call["json"]["touser"]) for call in calls] == sizes
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(calls)]
+    # The first call drew the full bucket; each next one waited for its tokens.
+    assert all(apart - 0.15 < gap < apart + 0.5 for gap in gaps), gaps
+    assert received(sim, "mass", ids) == {o: 1 for o in ids}
+
+
+@pytest.mark.skipif(not REAL_REDIS_URL, reason="two worker processes need a real Redis")
+def test_two_workers_together_hold_the_rate(app, sim, backend, database_url, redis_url,
+                                           tmp_path):
+    if backend != "real":
+        pytest.skip("real mode only")
+    ids = openids("Rate", RECIPIENTS)
+    add_followers(app, sim, ids, messaged_ago=timedelta(hours=1))
+    env = {**os.environ, **_environment(sim, database_url, redis_url),
+           "PUSH_CHAINS": "4"}
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    workers = [_start_worker(env, log) for log in logs]
+    try:
+        deadline = time.monotonic() + 30
+        while Worker.count(connection=app.extensions["redis"]) < 2:
+            assert time.monotonic() < deadline, "workers did not register"
+            time.sleep(0.2)
+        push_id = make_push(app, "custom", ids, rate_per_s=RATE)
+        with app.app_context():
+            enqueue(tasks.start_push, push_id, queue=tasks.QUEUE)
+        deadline = time.monotonic() + STEADY_SECONDS + 60
+        while outcomes(app, push_id).get(("sent", None), 0) < RECIPIENTS:
+            assert time.monotonic() < deadline, outcomes(app, push_id)
+            time.sleep(0.5)
+    finally:
+        for worker in workers:
+            _stop(worker)
+    times = sorted(call["time"] for call in sim_calls(sim, CUSTOM_PATH))
+    assert len(times) == RECIPIENTS
+    assert received(sim, "custom", ids) == {o: 1 for o in ids}
+    # After the first second (the full bucket's one second's worth), the rate is held.
+    steady = [t for t in times if t >= times[0] + 1.0]
+    held = (len(steady) - 1) / (steady[-1] - steady[0])
+    assert abs(held - RATE) / RATE < TOLERANCE, (held, os.getloadavg())
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= 2 * RATE + 2  # one second's worth of burst at most, plus the rate
+    for log in logs:  # both workers shared the push
+        assert "send_batch" in log.read_text(), log.read_text()[-2000:]
