@@ -310,6 +310,9 @@ BASE: dict[str, Any] = {
     # stale claims it ends in one run.
     "PUSH_SWEEP_INTERVAL": 15,
     "PUSH_SWEEP_LIMIT": 10_000,
+    # How often (s) the funnel's facts are refreshed when nobody reads them (each read
+    # refreshes them too: this keeps a read's share small).
+    "FUNNEL_REFRESH_INTERVAL": 60,
     # jobs
     "JOBS_EAGER": False,  # embedded mode only: run jobs inline (tests)
     "JOBS_EMBEDDED_THREADS": 4,

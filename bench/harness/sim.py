@@ -96,17 +96,21 @@ def mint_login_codes(url: str, users: list[tuple[str, str | None]]) -> list[str]
     return codes
 
 
-def _add_followers(url: str, openids: list[str]) -> None:
+def _add_followers(url: str, openids: list[str], fields: dict[str, Any]) -> None:
     with requests.Session() as http:
         for openid in openids:
-            http.post(f"{url}/sim/users", json={"openid": openid}, timeout=30).raise_for_status()
+            http.post(f"{url}/sim/users", json={"openid": openid, **fields},
+                      timeout=30).raise_for_status()
 
 
-def add_followers(url: str, openids: list[str]) -> None:
-    """Seed these openids as followers of the official account (``POST /sim/users`` each)."""
+def add_followers(url: str, openids: list[str], last_interaction: float | None = None) -> None:
+    """Seed these openids as followers of the official account (``POST /sim/users`` each);
+    ``last_interaction`` (unix time) opens their 48-hour customer-service window."""
+    fields = {} if last_interaction is None else {"last_interaction": last_interaction}
     chunks = [openids[i::MINT_THREADS] for i in range(MINT_THREADS)]
     with ThreadPoolExecutor(MINT_THREADS) as pool:
-        list(pool.map(_add_followers, [url] * MINT_THREADS, chunks))
+        list(pool.map(_add_followers, [url] * MINT_THREADS, chunks,
+                      [fields] * MINT_THREADS))
 
 
 def recorded(url: str, path: str) -> list[dict[str, Any]]:

@@ -1,10 +1,13 @@
 """Jobs of marketing pushes: starting a push, its batch chains, the periodic sweep.
 
 A push is sent by a few *chains* of ``send_batch`` jobs (``chains``): each job sends for
-a short slice of time, then hands over to the next job of its chain at the back of the
-``pushes`` queue, so the workers share a push and take transaction alerts (the first
-queue) between slices. Every job re-reads the database first: run twice, run late or run
-after a restart, it does what is left and nothing more.
+a slice of time, then hands over to the next job of its chain at the back of the
+``pushes`` queue, so the workers share a push. A slice is long (up to
+PUSH_JOB_MAX_SECONDS) while nobody else needs the worker, and gives way after
+PUSH_JOB_SECONDS as soon as transaction alerts (the first queue) wait: alerts wait for a
+push about a second, and a push's rate does not pay for a hand-over every few seconds.
+Every job re-reads the database first: run twice, run late or run after a restart, it
+does what is left and nothing more.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from rq import Worker
 
-from campaigns.pushes import rate, tasks
+from campaigns.pushes import chains, rate, tasks
 from core.jobs import enqueue
 from tests.campaigns.pushes.engine import (
     CUSTOM_PATH,
@@ -68,6 +68,19 @@ def test_a_mass_call_carries_one_seconds_worth_and_takes_a_token_per_openid(
     # The first call drew the full bucket; each next one waited for its tokens.
     assert all(apart - 0.15 < gap < apart + 0.5 for gap in gaps), gaps
     assert received(sim, "mass", ids) == {o: 1 for o in ids}
+
+
+def test_one_send_job_per_state_check_gives_its_worker_up_to_waiting_alerts(app, backend):
+    if backend != "real":
+        pytest.skip("RQ's queues: real mode only")
+    period = app.config["PUSH_STATE_CHECK_SECONDS"]
+    with app.app_context():
+        assert not chains.others_waiting()  # nobody waits: slices run long
+        app.extensions["jobs"].queues["alerts"].enqueue("builtins.print")
+        assert chains.others_waiting()  # this job gives way…
+        assert not chains.others_waiting()  # …the others go on: one alert needs one worker
+        time.sleep(period + 0.05)
+        assert chains.others_waiting()  # still waiting at the next check: one more gives way
 
 
 @pytest.mark.skipif(not REAL_REDIS_URL, reason="two worker processes need a real Redis")

@@ -348,8 +348,8 @@ def test_the_sweep_applies_a_finish_event_both_sides_missed(app, client, sim, ru
 
 def test_the_sweep_runs_periodically_once_per_period_across_processes(app):
     with app.app_context():
-        assert schedule.tick() == ["alerts.sweep"]
-        assert schedule.tick() == []  # another worker's tick, same period
+        assert "alerts.sweep" in schedule.tick()
+        assert "alerts.sweep" not in schedule.tick()  # another worker's tick, same period
 
 
 def test_a_repeated_finish_event_changes_nothing(app, client, sim, run_jobs):
