@@ -12,7 +12,9 @@ from campaigns.attribution import (
     funnel_pages,
     poster_api,
     poster_pages,
+    tasks,
 )
+from core import schedule
 
 
 def init_app(app: Flask) -> None:
@@ -24,3 +26,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(funnel_pages.bp)
     app.register_blueprint(poster_api.bp)
     app.register_blueprint(poster_pages.bp)
+    schedule.register(app, tasks.PERIODIC)

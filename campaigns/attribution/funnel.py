@@ -1,31 +1,33 @@
 """The funnel from scan to redemption, of one channel or of every channel at once (the
-ranking), as the contract defines its steps; one SQL statement each, over indexed columns.
+ranking), as the contract defines its steps; read from small tables of facts that
+``campaigns.attribution.facts`` keeps up to date (each read refreshes them first, so it
+includes everything committed before it).
 
 Who a channel's people are: the followers whose first scene is its code
 (``Follower.first_scene``, kept by the first channel) and the first-time mini-program users
 who came through its mini-program code (``MiniappArrival``): the contract's mini-program
 login "attributes ... the same way", so both are its ``follows``. One person is counted
 once per channel: a follower and a mini-program user of the same unionid who came through
-the same channel are one person (``key``). A code counts whether or not a ``Channel`` row
-names it.
+the same channel are one person. A code counts whether or not a ``Channel`` row names it.
 
-The steps, for a period ``[start, end)`` (both optional: all time):
+The steps, for a period of Asia/Shanghai days (``Period``; open sides: all time):
 
-- ``scans``: the scans of the code within the period (every scan by anyone, ``QrScan``);
-- ``follows``: the people the channel brought within the period (followers by the time of
+- ``scans``: the scans of the code on the period's days (every scan by anyone, ``QrScan``);
+- ``follows``: the people the channel brought on those days (followers by the time of
   their attributing follow, ``first_scene_at``; mini-program users by their first login);
-- ``binds``: those of them who bound a card by the period's end, through either app's
-  openid or their unionid; a binding counts once made, even if later undone (the channel
-  brought a binding; an unbind or a rebind later does not take it back);
-- ``transacting``: those of the bound with at least one transaction of the card they bound
-  after binding and before the period's end (any transaction the feed accepted: a debit
-  or a credit, refunds included, as the contract says "at least one transaction");
-- ``redemptions``: the redemptions of the cards they bound, made after binding and before
-  the period's end.
+- ``binds``: those of them who have bound a card, through either app's openid or their
+  unionid; a binding counts once made, even if later undone (the channel brought a
+  binding; an unbind or a rebind later does not take it back);
+- ``transacting``: those of the bound with at least one transaction of the card they
+  first bound after binding (any transaction the feed accepted: a debit or a credit,
+  refunds included, as the contract says "at least one transaction");
+- ``redemptions``: the redemptions of that card, made after binding.
 
-So a period's funnel follows the people who arrived in it up to its end: each step is a
-subset of the one before (redemptions count rows, not people), and a closed period's
-funnel does not change later.
+So a period's funnel is the cohort of the people who arrived in it and what they have done
+*so far*: binds, transacting and redemptions are counted to date, also after the period
+ended (a closed period's follows and scans are fixed; its later steps still grow as its
+people go on). Each step is a subset of the one before (redemptions count rows, not
+people).
 """
 
 from __future__ import annotations
@@ -34,30 +36,15 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
-    desc,
-    exists,
-    func,
-    literal,
-    select,
-    union,
-    union_all,
-)
+from sqlalchemy import Select, desc, func, select, union, union_all
 
-from campaigns.attribution.models import Channel, QrScan
-from campaigns.benefits.models import Redemption
-from core.clock import SHANGHAI
+from campaigns.attribution import facts
+from campaigns.attribution.models import Channel, ChannelDay, ChannelMonth
 from core.db import db
-from members.holders.binding import MINIAPP, OFFICIAL_ACCOUNT
-from members.holders.models import Binding, Follower, MiniappArrival
-from members.transactions.models import Transaction
 
 STEPS = ("scans", "follows", "binds", "transacting", "redemptions")
 RANK_BY = ("binds", "transacting")
@@ -65,10 +52,10 @@ RANK_BY = ("binds", "transacting")
 
 @dataclass(frozen=True)
 class Period:
-    """``[start, end)`` in UTC; None for an open side."""
+    """The Asia/Shanghai days ``[start, end)``; None for an open side."""
 
-    start: datetime | None = None
-    end: datetime | None = None
+    start: date | None = None
+    end: date | None = None
 
 
 ALL_TIME = Period()
@@ -94,12 +81,7 @@ def period_of(first: str | None, last: str | None) -> Period:
     start, end = days
     if start and end and start > end:
         raise ValueError("from must not be after to")
-
-    def midnight(day: date) -> datetime:
-        return datetime.combine(day, time(), SHANGHAI).astimezone(UTC)
-
-    return Period(start=midnight(start) if start else None,
-                  end=midnight(end + timedelta(days=1)) if end else None)
+    return Period(start=start, end=end + timedelta(days=1) if end else None)
 
 
 @dataclass(frozen=True)
@@ -126,84 +108,54 @@ class Ranked:
     funnel: Funnel
 
 
-def _within(column: Any, period: Period) -> list[ColumnElement[bool]]:
-    return [condition for condition in (
-        column >= period.start if period.start else None,
-        column < period.end if period.end else None) if condition is not None]
+def _parts(period: Period) -> list[tuple[Any, Any, date | None, date | None]]:
+    """Where the period's counters are: (table, its date column, from, to) with ``[from,
+    to)`` the dates read there. Whole months come from ``channel_month``, the days of a
+    partial month at either end from ``channel_day``: a year is a dozen rows per channel."""
+    start, end = period.start, period.end
+    first = start if start is None or start.day == 1 else _next_month(start)
+    last = end.replace(day=1) if end is not None else None
+    if first is not None and last is not None and first >= last:
+        return [(ChannelDay, ChannelDay.day, start, end)]  # within one month or two
+    parts = [(ChannelMonth, ChannelMonth.month, first, last)]
+    if start is not None and start != first:
+        parts.append((ChannelDay, ChannelDay.day, start, first))
+    if end is not None and end != last:
+        parts.append((ChannelDay, ChannelDay.day, last, end))
+    return parts
 
 
-def _before_end(column: Any, period: Period) -> list[ColumnElement[bool]]:
-    return [column < period.end] if period.end else []
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-def _counts(codes: str | Select | None, period: Period) -> Select:
-    """The five steps per code, one row per code with anything to count, as one statement
-    of CTEs. ``codes``: one code, or a one-column select of codes; None: every code.
-
-    Each CTE reads the big tables only through their indexes on the code and time columns
-    (follower's first scene, arrivals' channel, scans' scene), and the bound people's
-    bindings, transactions and redemptions through their holder's indexes.
-    """
-    def of_codes(column: Any) -> list[ColumnElement[bool]]:
-        if codes is None:
-            return [column.is_not(None)]
-        return [column == codes] if isinstance(codes, str) else [column.in_(codes)]
-
-    people = union_all(
-        select(Follower.first_scene.label("code"),
-               func.coalesce(Follower.unionid,
-                             literal("oa:") + Follower.openid).label("key"),
-               literal(OFFICIAL_ACCOUNT).label("app"), Follower.openid, Follower.unionid)
-        .where(*of_codes(Follower.first_scene), *_within(Follower.first_scene_at, period)),
-        select(MiniappArrival.channel,
-               func.coalesce(MiniappArrival.unionid, literal("mp:") + MiniappArrival.openid),
-               literal(MINIAPP), MiniappArrival.openid, MiniappArrival.unionid)
-        .where(*of_codes(MiniappArrival.channel), *_within(MiniappArrival.arrived_at, period)),
-    ).cte("people")
-    # Every binding of a person: of its own openid in its app, or of its unionid (the
-    # other app's, or its own before its openid's unionid was known).
-    bound = union_all(
-        select(people.c.code, people.c.key, Binding.holder_id,
-               Binding.created_at.label("bound_at"))
-        .join(Binding, and_(Binding.app == people.c.app, Binding.openid == people.c.openid))
-        .where(*_before_end(Binding.created_at, period)),
-        select(people.c.code, people.c.key, Binding.holder_id, Binding.created_at)
-        .join(Binding, Binding.unionid == people.c.unionid)
-        .where(*_before_end(Binding.created_at, period)),
-    ).cte("bound")
-    spent = exists().where(Transaction.holder_id == bound.c.holder_id,
-                           Transaction.occurred_at > bound.c.bound_at,
-                           *_before_end(Transaction.occurred_at, period))
-
-    scans = (select(QrScan.scene.label("code"), func.count().label("n"))
-             .where(*of_codes(QrScan.scene), *_within(QrScan.scanned_at, period))
-             .group_by(QrScan.scene).cte("scans"))
-    follows = (select(people.c.code, func.count(people.c.key.distinct()).label("n"))
-               .group_by(people.c.code).cte("follows"))
-    binds = (select(bound.c.code, func.count(bound.c.key.distinct()).label("n"))
-             .group_by(bound.c.code).cte("binds"))
-    transacting = (select(bound.c.code, func.count(bound.c.key.distinct()).label("n"))
-                   .where(spent).group_by(bound.c.code).cte("transacting"))
-    redemptions = (select(bound.c.code, func.count(Redemption.id.distinct()).label("n"))
-                   .join(Redemption, and_(Redemption.holder_id == bound.c.holder_id,
-                                          Redemption.redeemed_at >= bound.c.bound_at,
-                                          *_before_end(Redemption.redeemed_at, period)))
-                   .group_by(bound.c.code).cte("redemptions"))
-
-    every = union(select(scans.c.code), select(follows.c.code)).cte("every_code")
-    steps = (scans, follows, binds, transacting, redemptions)
-    query = select(every.c.code, *(func.coalesce(step.c.n, 0).label(name)
-                                   for name, step in zip(STEPS, steps, strict=True)))
-    joined = every
-    for step in steps:
-        joined = joined.outerjoin(step, step.c.code == every.c.code)
-    return query.select_from(joined)
+def _sums(period: Period, codes: str | Select | None) -> Select:
+    """The five steps per code over the period: index ranges of ``channel_month`` and
+    ``channel_day`` per code (their keys are the code and the date). ``codes``: one code,
+    or a one-column select of codes; None: every code."""
+    parts = []
+    for model, column, first, last in _parts(period):
+        part = select(model.channel.label("code"),
+                      *(model.__table__.c[step].label(step) for step in STEPS))
+        if isinstance(codes, str):
+            part = part.where(model.channel == codes)
+        elif codes is not None:
+            part = part.where(model.channel.in_(codes))
+        if first is not None:
+            part = part.where(column >= first)
+        if last is not None:
+            part = part.where(column < last)
+        parts.append(part)
+    rows = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("counted")
+    return (select(rows.c.code, *(func.sum(rows.c[step]).label(step) for step in STEPS))
+            .group_by(rows.c.code))
 
 
 def funnel(code: str, period: Period = ALL_TIME) -> Funnel:
     """The funnel of one channel code (all zeros for a code nothing came through)."""
-    row = db.session.execute(_counts(code, period)).first()
-    return Funnel(**{step: row._mapping[step] for step in STEPS}) if row else \
+    facts.refresh()
+    row = db.session.execute(_sums(period, code)).first()
+    return Funnel(**{step: int(row._mapping[step]) for step in STEPS}) if row else \
         Funnel(0, 0, 0, 0, 0)
 
 
@@ -224,7 +176,8 @@ def ranking(period: Period = ALL_TIME, *, by: str = "binds", branch: str | None 
     if codes is not None:
         chosen = chosen.where(Channel.code.in_(codes))
     limited = branch is not None or codes is not None
-    counts = _counts(chosen if limited else None, period).cte("counts")
+    facts.refresh()
+    counts = _sums(period, chosen if limited else None).cte("counts")
     listed = union(select(counts.c.code), chosen).cte("listed")
     step = {name: func.coalesce(counts.c[name], 0).label(name) for name in STEPS}
     other = RANK_BY[1 - RANK_BY.index(by)]
@@ -234,7 +187,7 @@ def ranking(period: Period = ALL_TIME, *, by: str = "binds", branch: str | None 
              .order_by(desc(step[by]), desc(step[other]), desc(step["follows"]),
                        listed.c.code))
     return [Ranked(code=row.code, name=row.name, kind=row.kind, branch=row.branch,
-                   funnel=Funnel(**{name: row._mapping[name] for name in STEPS}))
+                   funnel=Funnel(**{name: int(row._mapping[name]) for name in STEPS}))
             for row in db.session.execute(query)]
 
 

@@ -10,10 +10,12 @@ codes WeChat issued for it. Channels are deactivated, never deleted: history ref
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -126,3 +128,79 @@ class PosterBatch(db.Model):
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AttributionPerson(db.Model):
+    """One person a channel brought, with the milestones the funnel counts
+    (``campaigns.attribution.facts`` keeps these rows, and ``ChannelDay``, up to date).
+
+    A person is an official-account follower attributed through a code (``oa_openid``),
+    a first-time mini-program user attributed through one (``mp_openid``), or both when
+    they share a unionid and came through the same channel. ``holder_id`` is the holder of
+    the person's first binding; ``first_transaction_at`` its first transaction after that.
+    """
+
+    __tablename__ = "attribution_person"
+    __table_args__ = (
+        # The followers whose unionid user/info may still bring (facts.refresh).
+        Index("ix_attribution_person_unionid_pending", "arrived_at",
+              sqlite_where=text("unionid IS NULL AND oa_openid IS NOT NULL"),
+              postgresql_where=text("unionid IS NULL AND oa_openid IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)  # Asia/Shanghai day of arrival: the cohort
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    oa_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    unionid: Mapped[str | None] = mapped_column(String(64), index=True)
+    holder_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    bound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_transaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    redemptions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChannelDay(db.Model):
+    """A channel's counters for one Asia/Shanghai day: the scans of its code that day, and
+    the funnel so far of the people who arrived through it that day (their cohort)."""
+
+    __tablename__ = "channel_day"
+    # The ranking over a short period reads the period's days of every channel.
+    __table_args__ = (Index("ix_channel_day_day", "day"),)
+
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    scans: Mapped[int] = mapped_column(Integer, default=0)
+    follows: Mapped[int] = mapped_column(Integer, default=0)
+    binds: Mapped[int] = mapped_column(Integer, default=0)
+    transacting: Mapped[int] = mapped_column(Integer, default=0)
+    redemptions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChannelMonth(db.Model):
+    """``ChannelDay``'s rows of one calendar month (Asia/Shanghai) added up, kept with them:
+    a long period reads its whole months here and only its partial months' days there."""
+
+    __tablename__ = "channel_month"
+
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
+    scans: Mapped[int] = mapped_column(Integer, default=0)
+    follows: Mapped[int] = mapped_column(Integer, default=0)
+    binds: Mapped[int] = mapped_column(Integer, default=0)
+    transacting: Mapped[int] = mapped_column(Integer, default=0)
+    redemptions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AttributionMark(db.Model):
+    """How far ``facts.refresh`` has read one source table (by id): every row up to
+    ``final_id`` is read and no later commit can add one below it; ``candidate_id`` becomes
+    final once every transaction running when it was read (``candidate_xmax``) has ended."""
+
+    __tablename__ = "attribution_mark"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    final_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    candidate_id: Mapped[int | None] = mapped_column(BigInteger)
+    candidate_xmax: Mapped[int | None] = mapped_column(BigInteger)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -114,6 +115,9 @@ class PushDelivery(db.Model):
         # A batch's way in (the next pending recipients of a push) and the progress counts.
         Index("ix_push_delivery_push_id_state_id", "push_id", "state", "id"),
         Index("ix_push_delivery_mass_job_id", "mass_job_id"),
+        # The sweep's stale claims across all pushes: only rows in flight, so it stays tiny.
+        Index("ix_push_delivery_claimed_at", "claimed_at",
+              sqlite_where=text("state = 'claimed'"), postgresql_where=text("state = 'claimed'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

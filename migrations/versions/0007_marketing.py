@@ -182,7 +182,62 @@ def upgrade():
     )
     with op.batch_alter_table('push_delivery', schema=None) as batch_op:
         batch_op.create_index('ix_push_delivery_mass_job_id', ['mass_job_id'], unique=False)
+        batch_op.create_index('ix_push_delivery_claimed_at', ['claimed_at'], unique=False, sqlite_where=sa.text("state = 'claimed'"), postgresql_where=sa.text("state = 'claimed'"))
         batch_op.create_index('ix_push_delivery_push_id_state_id', ['push_id', 'state', 'id'], unique=False)
+
+    op.create_table('attribution_person',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel', sa.String(length=64), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('arrived_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('oa_openid', sa.String(length=64), nullable=True),
+    sa.Column('mp_openid', sa.String(length=64), nullable=True),
+    sa.Column('unionid', sa.String(length=64), nullable=True),
+    sa.Column('holder_id', sa.BigInteger(), nullable=True),
+    sa.Column('bound_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('first_transaction_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('redemptions', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attribution_person')),
+    sa.UniqueConstraint('mp_openid', name=op.f('uq_attribution_person_mp_openid')),
+    sa.UniqueConstraint('oa_openid', name=op.f('uq_attribution_person_oa_openid'))
+    )
+    with op.batch_alter_table('attribution_person', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attribution_person_holder_id'), ['holder_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_attribution_person_unionid'), ['unionid'], unique=False)
+        batch_op.create_index('ix_attribution_person_unionid_pending', ['arrived_at'], unique=False, sqlite_where=sa.text('unionid IS NULL AND oa_openid IS NOT NULL'), postgresql_where=sa.text('unionid IS NULL AND oa_openid IS NOT NULL'))
+
+    op.create_table('channel_day',
+    sa.Column('channel', sa.String(length=64), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('scans', sa.Integer(), nullable=False),
+    sa.Column('follows', sa.Integer(), nullable=False),
+    sa.Column('binds', sa.Integer(), nullable=False),
+    sa.Column('transacting', sa.Integer(), nullable=False),
+    sa.Column('redemptions', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('channel', 'day', name=op.f('pk_channel_day'))
+    )
+    with op.batch_alter_table('channel_day', schema=None) as batch_op:
+        batch_op.create_index('ix_channel_day_day', ['day'], unique=False)
+
+    op.create_table('channel_month',
+    sa.Column('channel', sa.String(length=64), nullable=False),
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('scans', sa.Integer(), nullable=False),
+    sa.Column('follows', sa.Integer(), nullable=False),
+    sa.Column('binds', sa.Integer(), nullable=False),
+    sa.Column('transacting', sa.Integer(), nullable=False),
+    sa.Column('redemptions', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('channel', 'month', name=op.f('pk_channel_month'))
+    )
+    # Empty: the first refresh of the funnel's facts (campaigns.attribution.facts) builds
+    # them from the live tables, set-based, whenever it first runs.
+    op.create_table('attribution_mark',
+    sa.Column('source', sa.String(length=32), nullable=False),
+    sa.Column('final_id', sa.BigInteger(), nullable=False),
+    sa.Column('candidate_id', sa.BigInteger(), nullable=True),
+    sa.Column('candidate_xmax', sa.BigInteger(), nullable=True),
+    sa.PrimaryKeyConstraint('source', name=op.f('pk_attribution_mark'))
+    )
 
     if op.get_bind().dialect.name != 'postgresql':  # PostgreSQL: _index_follower_for_audiences
         with op.batch_alter_table('follower', schema=None) as batch_op:
@@ -263,10 +318,23 @@ def downgrade():
         batch_op.drop_column('last_interaction_at')
 
     with op.batch_alter_table('push_delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_push_delivery_claimed_at', sqlite_where=sa.text("state = 'claimed'"), postgresql_where=sa.text("state = 'claimed'"))
         batch_op.drop_index('ix_push_delivery_push_id_state_id')
         batch_op.drop_index('ix_push_delivery_mass_job_id')
 
     op.drop_table('push_delivery')
+    op.drop_table('attribution_mark')
+    op.drop_table('channel_month')
+    with op.batch_alter_table('channel_day', schema=None) as batch_op:
+        batch_op.drop_index('ix_channel_day_day')
+
+    op.drop_table('channel_day')
+    with op.batch_alter_table('attribution_person', schema=None) as batch_op:
+        batch_op.drop_index('ix_attribution_person_unionid_pending', sqlite_where=sa.text('unionid IS NULL AND oa_openid IS NOT NULL'), postgresql_where=sa.text('unionid IS NULL AND oa_openid IS NOT NULL'))
+        batch_op.drop_index(batch_op.f('ix_attribution_person_unionid'))
+        batch_op.drop_index(batch_op.f('ix_attribution_person_holder_id'))
+
+    op.drop_table('attribution_person')
     with op.batch_alter_table('push_mass_job', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_push_mass_job_push_id'))
 

@@ -30,10 +30,12 @@ def slow_marker(path: str) -> None:
 
 
 def test_the_periodic_jobs_are_one_list_with_fixed_ids(app):
-    assert [job.id for job in schedule.periodic_jobs(app)] == ["alerts.sweep", "pushes.sweep"]
+    assert [job.id for job in schedule.periodic_jobs(app)] == [
+        "alerts.sweep", "pushes.sweep", "attribution.refresh"]
     output = app.test_cli_runner().invoke(args=["jobs"]).output
     assert "alerts.sweep\tevery 30 s (ALERT_SWEEP_INTERVAL)" in output
     assert "pushes.sweep\tevery 15 s (PUSH_SWEEP_INTERVAL)" in output
+    assert "attribution.refresh\tevery 60 s (FUNNEL_REFRESH_INTERVAL)" in output
 
 
 def test_an_id_registered_twice_is_refused(app):

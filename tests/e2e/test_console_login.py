@@ -63,7 +63,7 @@ def test_staff_login_in_the_browser(laptop, live_app, app, make_staff):
     assert page.locator("h1").inner_text() == f"您好，{username}"
     assert "审批" in page.locator(".whoami").inner_text()
     links = [a.inner_text() for a in page.locator(".nav a").all()]
-    assert links == ["首页", "权益活动", "审计日志"]
+    assert links == ["首页", "权益活动", "人群", "推送", "渠道与海报", "转化漏斗", "审计日志"]
     assert page.locator(".nav-button").inner_text() == "退出"
     save_screenshot(page, "console-home")
 

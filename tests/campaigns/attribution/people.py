@@ -16,7 +16,13 @@ from sqlalchemy import select
 from campaigns.attribution.models import Channel, QrScan
 from campaigns.benefits.models import Campaign, CampaignOption, Redemption, VoucherCode
 from core.db import db
-from members.holders.models import Binding, CardHolder, Follower, MiniappArrival
+from members.holders.models import (
+    Binding,
+    CardHolder,
+    Follower,
+    MemberSession,
+    MiniappArrival,
+)
 from members.transactions.models import Transaction
 
 T0 = datetime(2026, 11, 1, 4, tzinfo=UTC)  # 12:00 in Shanghai, 1 November 2026
@@ -94,3 +100,10 @@ def redemption(holder_id: int, at: datetime) -> None:
     db.session.add(Redemption(holder_id=holder_id, campaign_id=campaign.id, option_id=option.id,
                               code_id=code.id, points_spent=0, points_balance=0,
                               request_id=f"r{n}", redeemed_at=at))
+
+
+def login(openid: str, at: datetime = T0) -> None:
+    """The mini-program session a login writes (with the arrival of a first-time user)."""
+    db.session.add(MemberSession(token_hash=f"t-{next(_numbers)}", openid=openid,
+                                 session_key="x", created_at=at,
+                                 expires_at=at + timedelta(days=1)))
