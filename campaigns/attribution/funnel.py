@@ -45,6 +45,7 @@ from sqlalchemy import Select, desc, func, select, union, union_all
 from campaigns.attribution import facts
 from campaigns.attribution.models import Channel, ChannelDay, ChannelMonth
 from core.db import db
+from core.spreadsheet import safe_cell
 
 STEPS = ("scans", "follows", "binds", "transacting", "redemptions")
 RANK_BY = ("binds", "transacting")
@@ -201,16 +202,6 @@ def rates(funnel_: Funnel) -> list[tuple[str, str, float | None]]:
 
 
 CSV_HEADER = ("code", "name", "kind", "branch", *STEPS)
-# A cell starting with one of these is a formula to a spreadsheet (CSV injection, OWASP):
-# names are checked when channels are made, but a scene no channel names is WeChat's text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
-
-
 def ranking_csv(rows: Sequence[Ranked]) -> str:
     """The ranking as CSV (UTF-8 with a BOM, so that Excel shows the Chinese names), in its
     order; a cell a spreadsheet would take for a formula is prefixed with ``'``."""
@@ -218,6 +209,7 @@ def ranking_csv(rows: Sequence[Ranked]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     for row in rows:
-        writer.writerow([_cell(value) for value in (
+        # Names are checked when channels are made, but a scene no channel names is WeChat's text.
+        writer.writerow([safe_cell(value) for value in (
             row.code, row.name, row.kind, row.branch, *row.funnel.as_dict().values())])
     return "\ufeff" + buffer.getvalue()

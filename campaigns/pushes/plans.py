@@ -56,6 +56,7 @@ from core.clock import SHANGHAI
 from core.db import db, utcnow
 from core.errors import ApiError, Refusal
 from core.jsonapi import FieldType, object_problems, type_ok, utc_time
+from core.spreadsheet import safe_cell
 from members.protection import identity
 from wechat import messages
 
@@ -70,8 +71,6 @@ _KEYWORD = re.compile(r"[a-z_]{1,32}[0-9]{1,3}")  # thing1, character_string2, a
 _HH_MM = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
 _ETA_NIGHTS = 31
 _CSV_CHUNK = 2000  # recipients fetched per round trip while the CSV streams
-# A cell starting with one of these is a formula to a spreadsheet (CSV injection, OWASP).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CSV_HEADER = ("openid", "state", "reason", "sent_at")
 
 _TEXT_APIS = {MASS: messages.MASS_BY_OPENIDS, CUSTOM: messages.CUSTOM}
@@ -464,7 +463,7 @@ def deliveries_csv(push: Push) -> Iterator[str]:
     def line(cells: tuple[Any, ...]) -> str:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([_safe_cell(cell) for cell in cells])
+        writer.writerow([safe_cell(cell) for cell in cells])
         return buffer.getvalue()
 
     yield line(CSV_HEADER)
@@ -477,8 +476,3 @@ def deliveries_csv(push: Push) -> Iterator[str]:
         shown = RECIPIENT_PENDING if state == RECIPIENT_CLAIMED else state
         yield line((openid, shown, reason or "",
                     sent_at.astimezone(SHANGHAI).isoformat() if sent_at else ""))
-
-
-def _safe_cell(value: Any) -> str:
-    text = str(value)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
