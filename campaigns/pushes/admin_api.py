@@ -7,11 +7,13 @@ approve (never their own push: 403); viewers read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, stream_with_context
 
 from campaigns.console.auth import staff_api
+from campaigns.console.models import Staff
 from campaigns.pushes import plans
 from campaigns.pushes.models import Push
 from core.db import db
@@ -61,34 +63,30 @@ def deliveries(push_id: int) -> Response:
 @bp.post("/<int:push_id>/approve")
 @staff_api("approver")
 def approve(push_id: int) -> Response:
-    push = plans.find(push_id)
-    plans.approve(g.staff, push)
-    db.session.commit()
-    return jsonify(state=push.state)
+    return _change(push_id, plans.approve)
 
 
 @bp.post("/<int:push_id>/pause")
 @staff_api("marketer")
 def pause(push_id: int) -> Response:
-    push = plans.find(push_id)
-    plans.pause(g.staff, push)
-    db.session.commit()
-    return jsonify(state=push.state)
+    return _change(push_id, plans.pause)
 
 
 @bp.post("/<int:push_id>/resume")
 @staff_api("marketer")
 def resume(push_id: int) -> Response:
-    push = plans.find(push_id)
-    plans.resume(g.staff, push)
-    db.session.commit()
-    return jsonify(state=push.state)
+    return _change(push_id, plans.resume)
 
 
 @bp.post("/<int:push_id>/cancel")
 @staff_api("marketer")
 def cancel(push_id: int) -> Response:
+    return _change(push_id, plans.cancel)
+
+
+def _change(push_id: int, change: Callable[[Staff, Push], None]) -> Response:
+    """One of a push's state changes by the caller, committed: the push's new state."""
     push = plans.find(push_id)
-    plans.cancel(g.staff, push)
+    change(g.staff, push)
     db.session.commit()
     return jsonify(state=push.state)
