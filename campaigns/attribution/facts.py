@@ -10,8 +10,8 @@ transactions.
    ``followed``, written in the same transaction as ``Follower.first_scene``) and
    first-time mini-program users (``miniapp_arrival``, written with the login's
    ``member_session`` row); a mini-program user of the same unionid and channel as a
-   follower is the same person; a follower whose unionid user/info brought after the
-   follow gets it (within ``UNIONID_WINDOW`` of arriving);
+   follower is the same person (the follower's unionid as it is now: user/info may have
+   brought it after the follow);
 2. bindings: the first binding of each person (its app's openid or its unionid), from
    new bindings and, for new people, from the bindings they already had: the order of
    follow and binding does not matter;
@@ -63,7 +63,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
@@ -71,7 +71,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from campaigns.attribution.models import AttributionMark
-from core.db import db, utcnow
+from core.db import db
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,6 @@ log = logging.getLogger(__name__)
 SOURCES = ("qr_scan", "member_session", "binding", "card_transaction", "redemption")
 LOCK_ID = 0x636F_6272_616E_6402  # the refresh's advisory lock (the migrations' is ...01)
 BUILD_LOCK_TIMEOUT = "2s"
-# WeChat's user/info is asked for right after a follow (members.holders.followers); a
-# follower whose unionid it brought later than this is looked at no more. (Someone bound in
-# the mini-program first gets an OA binding of its own then, ``binding.link_follower``,
-# which step 2 reads anyway: this window is for the rest.)
-UNIONID_WINDOW = timedelta(hours=1)
 COUNTERS = ("follows", "binds", "transacting", "redemptions")
 _FOLLOWED_AT = "coalesce(f.first_scene_at, f.created_at)"
 # The UTC bounds of the Asia/Shanghai day ``d.day``: as timestamps on PostgreSQL, as the text
@@ -168,8 +163,12 @@ class _Sql:
 
     def locked(self) -> bool:
         if self.postgres:
+            # The facts are derived and a refresh is all or nothing: a crash that loses its
+            # commit loses its marks with it, and the next refresh reads the same rows again.
+            # So it need not wait for the WAL to reach the disk (a read waits on it).
             return bool(self.connection.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": LOCK_ID}))
+                text("SELECT pg_try_advisory_xact_lock(:id) "
+                     "FROM set_config('synchronous_commit', 'off', true)"), {"id": LOCK_ID}))
         # The first write takes SQLite's write lock for the whole transaction: from here on
         # nothing else commits, and what this refresh reads is the latest.
         self.connection.execute(text("UPDATE attribution_mark SET final_id = final_id"))
@@ -293,13 +292,6 @@ def _final_ids_under_lock() -> dict[str, int]:
 
 # -- an incremental refresh -----------------------------------------------------------------------
 
-_LEARN_UNIONIDS = """
-    UPDATE attribution_person SET unionid = f.unionid
-    FROM follower AS f
-    WHERE attribution_person.unionid IS NULL AND attribution_person.oa_openid IS NOT NULL
-      AND attribution_person.arrived_at >= :since
-      AND f.openid = attribution_person.oa_openid AND f.unionid IS NOT NULL
-    RETURNING attribution_person.id"""
 _OLD_REDEMPTIONS = """
     SELECT p.id, p.redemptions FROM attribution_person AS p
     WHERE p.bound_at IS NOT NULL {scope}"""
@@ -314,9 +306,11 @@ def _update(sql: _Sql, marks: dict[str, Any]) -> None:
     new = {source for source in SOURCES if latest[source] > after[source]}
     counts: Counter[tuple[str, date, str]] = Counter()
 
+    # A follower's person keeps the unionid known at the follow: one that user/info brings
+    # later reaches the facts through the follower's own binding, which the holder gets
+    # then (``binding.link_follower``; and ``_link_twin`` when the mini-program binds after).
     arrived, catch_up = _new_people(sql, build=False, after=after, new=new)
     _count(counts, arrived, "follows")
-    catch_up += [row[0] for row in sql.run(_LEARN_UNIONIDS, since=utcnow() - UNIONID_WINDOW)]
 
     bound = _bind(sql, "AND b.id > :after", after=after["binding"]) if "binding" in new else []
     if catch_up:
@@ -368,11 +362,12 @@ _INSERT_FOLLOWERS = """
     {returning}"""
 _NOT_YET_FOLLOWER = ("AND NOT EXISTS (SELECT 1 FROM attribution_person AS q "
                      "WHERE q.oa_openid = f.openid)")
+# A mini-program user joins the follower of the same unionid (the follower's, as it is now).
 _MERGE_ARRIVALS = """
-    UPDATE attribution_person SET mp_openid = a.openid
-    FROM miniapp_arrival AS a
+    UPDATE attribution_person SET mp_openid = a.openid, unionid = a.unionid
+    FROM miniapp_arrival AS a JOIN follower AS f ON f.unionid = a.unionid
     WHERE a.unionid IS NOT NULL {scope}
-      AND attribution_person.unionid = a.unionid AND attribution_person.channel = a.channel
+      AND attribution_person.oa_openid = f.openid AND attribution_person.channel = a.channel
       AND attribution_person.mp_openid IS NULL
       AND NOT EXISTS (SELECT 1 FROM attribution_person AS q WHERE q.mp_openid = a.openid)
     {returning}"""

@@ -187,9 +187,8 @@ def ranking(period: Period = ALL_TIME, *, by: str = "binds", branch: str | None 
                           .outerjoin(Channel, Channel.code == listed.c.code))
              .order_by(desc(step[by]), desc(step[other]), desc(step["follows"]),
                        listed.c.code))
-    return [Ranked(code=row.code, name=row.name, kind=row.kind, branch=row.branch,
-                   funnel=Funnel(**{name: int(row._mapping[name]) for name in STEPS}))
-            for row in db.session.execute(query)]
+    return [Ranked(code, name, kind, branch, Funnel(*map(int, steps)))
+            for code, name, kind, branch, *steps in db.session.execute(query)]
 
 
 def rates(funnel_: Funnel) -> list[tuple[str, str, float | None]]:

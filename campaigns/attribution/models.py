@@ -141,12 +141,6 @@ class AttributionPerson(db.Model):
     """
 
     __tablename__ = "attribution_person"
-    __table_args__ = (
-        # The followers whose unionid user/info may still bring (facts.refresh).
-        Index("ix_attribution_person_unionid_pending", "arrived_at",
-              sqlite_where=text("unionid IS NULL AND oa_openid IS NOT NULL"),
-              postgresql_where=text("unionid IS NULL AND oa_openid IS NOT NULL")),
-    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     channel: Mapped[str] = mapped_column(String(64))

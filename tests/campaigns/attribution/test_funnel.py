@@ -175,11 +175,13 @@ def test_facts_refreshed_between_writes_agree_with_a_build_and_a_second_reading(
             lambda: p.redemption(h3, day(2)),  # before binding: not counted
             lambda: p.transaction(h3, day(4), direction="credit"),
             lambda: p.scan("f1", "br_b", day(5)),
-            # A follower whose unionid user/info brings after a binding under it.
+            # A follower whose unionid user/info brings after a binding under it: with it
+            # comes the follower's own binding (binding.link_follower), which counts.
             lambda: (p.follower("f4", "br_a", now), p.scan("f4", "br_a", now, followed=True)),
             lambda: p.binding(h4, "miniapp", "m4", now, unionid="u4"),
-            lambda: db.session.execute(update(Follower).where(Follower.openid == "f4")
-                                       .values(unionid="u4")),
+            lambda: (db.session.execute(update(Follower).where(Follower.openid == "f4")
+                                        .values(unionid="u4")),
+                     p.binding(h4, "oa", "f4", now, unionid="u4")),
         ]
         for step in steps:
             step()
@@ -233,3 +235,26 @@ def test_a_binding_committed_after_a_later_id_is_still_counted(app):
         slow.commit()
         slow.close()
         assert funnel.funnel("br_a").binds == 2
+
+
+def test_a_mini_program_twin_joins_a_follower_whose_unionid_came_after_the_read(app):
+    """The follower was read before user/info brought its unionid; its mini-program twin
+    through the same channel is still the same person (one follow), and a twin of another
+    unionid is another person."""
+    with app.app_context():
+        p.channel("br_a", "网点 a")
+        p.follower("f1", "br_a", day(0))
+        p.scan("f1", "br_a", day(0), followed=True)
+        db.session.commit()
+        assert funnel.funnel("br_a").follows == 1
+        db.session.execute(update(Follower).where(Follower.openid == "f1").values(unionid="u1"))
+        p.arrival("m1", "br_a", day(1), unionid="u1")
+        p.login("m1", day(1))
+        p.arrival("m2", "br_a", day(1), unionid="u2")
+        p.login("m2", day(1))
+        db.session.commit()
+        assert funnel.funnel("br_a").follows == 2
+        h1 = p.holder()
+        p.binding(h1, "miniapp", "m1", day(2), unionid="u1")  # found through the unionid
+        db.session.commit()
+        assert funnel.funnel("br_a").binds == 1
