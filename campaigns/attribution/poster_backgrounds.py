@@ -27,6 +27,7 @@ from campaigns.benefits import catalogue
 from campaigns.console import audit
 from campaigns.console.models import Staff
 from core.errors import ApiError
+from core.files import write_atomically
 from core.jobs import call_after_commit
 
 MEDIA_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
@@ -99,7 +100,7 @@ def store_background(actor: Staff, slug: str, data: bytes, declared: str) -> Bac
     root = posters.store()
     path = posters.background_path(root, digest)
     if not path.exists():
-        posters.write_atomically(path, stored)
+        write_atomically(path, stored)
     sample = posters.spec_of(SAMPLE_HEADLINE, posters.LABELS["manager"], SAMPLE_NAME,
                              posters.SAMPLE.qr_url, digest)
     try:
@@ -118,4 +119,4 @@ def store_background(actor: Staff, slug: str, data: bytes, declared: str) -> Bac
 
 
 def _point(path: Path, digest: str) -> None:
-    posters.write_atomically(path, digest.encode())
+    write_atomically(path, digest.encode())

@@ -20,8 +20,6 @@ rename; a batch already ``ready`` is left as it is. A job that fails marks the b
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from typing import Any
 
 from flask import url_for
@@ -34,6 +32,7 @@ from campaigns.console.models import Staff
 from core.clock import SHANGHAI
 from core.db import db, utcnow
 from core.errors import ApiError
+from core.files import atomic_file
 from core.jobs import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -148,16 +147,8 @@ def assemble(batch_id: int) -> None:
         db.session.commit()
         root = posters.store()
         path = root / "batches" / f"{batch_id}.zip"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
-            try:
-                channel_posters.write_zip(tmp, entries, root)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            except BaseException:
-                os.unlink(tmp.name)
-                raise
-        os.replace(tmp.name, path)
+        with atomic_file(path) as file:
+            channel_posters.write_zip(file, entries, root)
         db.session.execute(update(PosterBatch).where(PosterBatch.id == batch_id,
                                                      PosterBatch.state != READY)
                            .values(state=READY, path=str(path.relative_to(root)),

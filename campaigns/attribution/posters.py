@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -40,6 +39,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from prometheus_client import Counter, Histogram
 
 from core.errors import ApiError
+from core.files import write_atomically
 
 LAYOUT_VERSION = 1  # raise with any change below that alters the image: old posters retire
 WIDTH, HEIGHT = 750, 1334
@@ -145,23 +145,6 @@ def store() -> Path:
 def poster_path(root: Path, digest: str) -> Path:
     # Two hex digits of fan-out keep folders small for branches of 10,000 posters.
     return root / "posters" / digest[:2] / f"{digest}.png"
-
-
-def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """``path`` holds ``data`` or what it held before, never a part: a temporary file in the
-    same folder, flushed to disk (``durable``), renamed over it. Without the flush a crash of
-    the machine may leave the file empty or cut: for caches that check what they read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
-        try:
-            tmp.write(data)
-            if durable:
-                tmp.flush()
-                os.fsync(tmp.fileno())
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, path)
 
 
 def _whole(path: Path) -> bool:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 
 from campaigns.benefits.operations import SLUG_TAKEN
+from campaigns.console.reasons import Reasons
 
-_PROBLEMS = [(re.compile(pattern), chinese) for pattern, chinese in (
+# One field's problem in Chinese.
+problem = Reasons((
     (r"must be 1-64 of a-z, 0-9 and '-', starting with a letter or digit",
      "须为 1–64 位小写字母、数字或“-”，以字母或数字开头"),
     (re.escape(SLUG_TAKEN), "已有活动使用该标识，请换一个"),
@@ -38,7 +40,7 @@ _PROBLEMS = [(re.compile(pattern), chinese) for pattern, chinese in (
     (r"a published campaign keeps its eligibility", "活动已发布，领取条件不能修改"),
     (r"a published campaign keeps its prices", "活动已发布，积分价格不能修改"),
     (r"these options hold voucher codes and stay: (.*)", "这些选项已有券码，不能删除：{0}"),
-)]
+))
 
 _CODES = [(re.compile(pattern), chinese) for pattern, chinese in (
     (r"the codes file must be UTF-8 text", "文件须为 UTF-8 编码的纯文本。"),
@@ -48,15 +50,6 @@ _CODES = [(re.compile(pattern), chinese) for pattern, chinese in (
     (r"; and (\d+) more", "；另有 {0} 行有误"),
     (r"; ", "；"),
 )]
-
-
-def problem(reason: str) -> str:
-    """One field's problem in Chinese (as the catalogue words it when no entry matches)."""
-    for pattern, chinese in _PROBLEMS:
-        found = pattern.fullmatch(reason)
-        if found:
-            return chinese.format(*found.groups())
-    return reason
 
 
 def codes_refusal(message: str) -> str:

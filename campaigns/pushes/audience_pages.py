@@ -30,6 +30,7 @@ from campaigns.benefits import wording
 from campaigns.console import roles
 from campaigns.console.auth import staff_page
 from campaigns.console.pages import console
+from campaigns.console.reasons import Reasons
 from campaigns.pushes import audiences
 from core.db import db
 
@@ -42,8 +43,8 @@ _SEPARATORS = re.compile(r"[,，、;；\s]+")
 _TEXT_PARTS = ("channels", "cities", "branches")
 SAMPLE_SIZE = 10
 
-# The service's reasons, in Chinese; a reason not listed is shown as the service words it.
-_PROBLEMS = [(re.compile(pattern), chinese) for pattern, chinese in (
+# One field's problem in Chinese.
+problem = Reasons((
     (r"is required", "请填写人群名称"),
     (r"must be at most (\d+) characters", "不能超过 {0} 个字"),
     (r"contains control characters", "不能包含控制字符"),
@@ -51,16 +52,7 @@ _PROBLEMS = [(re.compile(pattern), chinese) for pattern, chinese in (
     (r"must list at most (\d+) values", "最多填写 {0} 个"),
     (r"must be a whole number of hours", "请填写整数小时数"),
     (r"must be from 1 to (\d+)", "须为 1–{0} 之间的整数"),
-)]
-
-
-def problem(reason: str) -> str:
-    """One field's problem in Chinese."""
-    for pattern, chinese in _PROBLEMS:
-        found = pattern.fullmatch(reason)
-        if found:
-            return chinese.format(*found.groups())
-    return reason
+))
 
 
 def _field(name: str) -> str:

@@ -7,10 +7,7 @@ may learn new ones before this table does.
 
 from __future__ import annotations
 
-import re
-
-from flask import current_app
-
+from campaigns.console.reasons import Reasons
 from campaigns.pushes.models import (
     CANCELLED,
     CUSTOM,
@@ -77,40 +74,30 @@ def duration(seconds: int | None) -> str:
 
 # -- the refusals of plans.create_push, in Chinese next to their fields --------------------------
 
-def _problems() -> list[tuple[re.Pattern[str], str]]:
-    top = current_app.config["PUSH_MAX_RATE_PER_S"]
-    return [(re.compile(pattern), chinese) for pattern, chinese in (
-        (r"is required", "必填"),
-        (r"must be at most (\d+) bytes of UTF-8.*",
-         "客服消息最多 {0} 字节（约 680 个汉字）"),
-        (r"must be at most (\d+) characters", "最多 {0} 个字"),
-        (r"must be at most (\d+) printable characters", "最多 {0} 个字符，不能含控制字符"),
-        (r"must hold no control character.*", "不能包含控制字符"),
-        (r"contains control characters", "不能包含控制字符"),
-        (r"is no audience", "请选择一个人群"),
-        (r"must be one of .*", "请选择发送渠道"),
-        (r"must not be in the past.*", "不能早于现在；留空则审批通过后立即发送"),
-        (r"is too long for an ISO-8601 time|must be an ISO-8601 date and time.*|"
-         r"must carry a UTC offset.*", "请按“年-月-日 时:分”填写"),
-        (r"must be within the years (\d+)-(\d+)", "年份须在 {0}–{1} 之间"),
-        (r"must be 1-\d+ messages a second", f"须为 1–{top} 的整数"),
-        (r"must be an integer", "须为整数"),
-        (r"must be a time HH:MM.*", "请按“时:分”填写，如 21:00"),
-        (r"must differ from quiet_hours.from", "开始与结束不能相同"),
-        (r"must be 1-(\d+) printable characters", "须为 1–{0} 个字符"),
-        (r"must hold 1-(\d+) keywords", "请填写 1–{0} 行“关键词: 内容”"),
-        (r"keywords are a type and a number.*",
-         "每行一个“关键词: 内容”，关键词如 thing1、time2"),
-    )]
-
-
-def problem(reason_text: str) -> str:
-    """A refusal of ``plans`` in Chinese; unknown ones as ``plans`` words them."""
-    for pattern, chinese in _problems():
-        found = pattern.fullmatch(reason_text)
-        if found:
-            return chinese.format(*found.groups())
-    return reason_text
+# A refusal of ``plans`` in Chinese; unknown ones as ``plans`` words them.
+problem = Reasons((
+    (r"is required", "必填"),
+    (r"must be at most (\d+) bytes of UTF-8.*",
+     "客服消息最多 {0} 字节（约 680 个汉字）"),
+    (r"must be at most (\d+) characters", "最多 {0} 个字"),
+    (r"must be at most (\d+) printable characters", "最多 {0} 个字符，不能含控制字符"),
+    (r"must hold no control character.*", "不能包含控制字符"),
+    (r"contains control characters", "不能包含控制字符"),
+    (r"is no audience", "请选择一个人群"),
+    (r"must be one of .*", "请选择发送渠道"),
+    (r"must not be in the past.*", "不能早于现在；留空则审批通过后立即发送"),
+    (r"is too long for an ISO-8601 time|must be an ISO-8601 date and time.*|"
+     r"must carry a UTC offset.*", "请按“年-月-日 时:分”填写"),
+    (r"must be within the years (\d+)-(\d+)", "年份须在 {0}–{1} 之间"),
+    (r"must be 1-(\d+) messages a second", "须为 1–{0} 的整数"),
+    (r"must be an integer", "须为整数"),
+    (r"must be a time HH:MM.*", "请按“时:分”填写，如 21:00"),
+    (r"must differ from quiet_hours.from", "开始与结束不能相同"),
+    (r"must be 1-(\d+) printable characters", "须为 1–{0} 个字符"),
+    (r"must hold 1-(\d+) keywords", "请填写 1–{0} 行“关键词: 内容”"),
+    (r"keywords are a type and a number.*",
+     "每行一个“关键词: 内容”，关键词如 thing1、time2"),
+))
 
 
 def text_limit(channel: str) -> str:
