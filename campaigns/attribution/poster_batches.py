@@ -15,6 +15,7 @@ changes nothing and enqueues nothing); its posters are files named by content, r
 again to the same bytes at worst; the ZIP's name is the batch's, replaced whole by a
 rename; a batch already ``ready`` is left as it is. A job that fails marks the batch
 ``failed`` with the reason, for the console to say so; starting a new batch is the retry.
+A job whose worker died is run again (``JOB_RETRIES``), so a batch never stays half built.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 QUEUED, BUILDING, READY, FAILED = "queued", "building", "ready", "failed"
 BRANCH_MAX = 32  # PosterBatch.branch
 ERROR_MAX = 500
+# A worker killed mid-job leaves the job in RQ's started registry; RQ's clean-up of abandoned
+# jobs runs it again while it has retries (a job that raised has failed the batch already:
+# its retry finds it failed and stops).
+JOB_RETRIES = 2
 
 
 def start(actor: Staff, branch: str, campaign: str | None, chunk: int) -> PosterBatch:
@@ -59,7 +64,8 @@ def start(actor: Staff, branch: str, campaign: str | None, chunk: int) -> Poster
     audit.record(actor, "poster_batch.start", f"poster_batch:{batch.id}",
                  after={"branch": branch, "campaign": content.campaign, "total": len(ids)})
     for number, first in enumerate(range(0, len(ids), chunk)):
-        enqueue_after_commit(render_chunk, batch.id, number, ids[first:first + chunk])
+        enqueue_after_commit(render_chunk, batch.id, number, ids[first:first + chunk],
+                             retries=JOB_RETRIES)
     return batch
 
 
@@ -127,7 +133,7 @@ def render_chunk(batch_id: int, number: int, channel_ids: list[int]) -> None:
                     chunks_done=PosterBatch.chunks_done + mark, state=BUILDING)
             .returning(PosterBatch.done, PosterBatch.total)).first()
         if counted is not None and counted.done >= counted.total:
-            enqueue_after_commit(assemble, batch_id)
+            enqueue_after_commit(assemble, batch_id, retries=JOB_RETRIES)
         db.session.commit()
     except Exception as exc:
         log.exception("poster batch %s: chunk %s failed", batch_id, number)

@@ -5,16 +5,21 @@ console's branch page, its button and its progress JSON."""
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 
 import pytest
 from PIL import Image
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 from sqlalchemy import select
 
 from campaigns.attribution import channels, poster_batches
 from campaigns.attribution.models import PosterBatch
 from campaigns.console.models import StaffAction
 from core.db import db
+from core.worker import AppWorker
 from tests.fixtures.benefits import SLUG, make_campaign
 from tests.fixtures.channels import make_channel, maker
 from tests.fixtures.staff import csrf_token, log_in
@@ -192,3 +197,35 @@ def test_the_channel_page_shows_its_poster_and_download_link(app, client, sim, m
     download = client.get("/admin/posters/mgr_0101_a.png?download=1")
     assert download.headers["Content-Disposition"].startswith("attachment")
     assert "mgr_0101_a.png" in download.headers["Content-Disposition"]
+
+
+def test_a_chunk_whose_worker_died_is_run_again_and_the_batch_finishes(
+        app, client, sim, make_staff, store, branch, run_jobs):
+    """A worker killed mid-render leaves its job in RQ's started registry; RQ's clean-up of
+    abandoned jobs runs it again (the jobs carry retries), so the batch still gets ready."""
+    if app.extensions["redis_embedded"]:
+        pytest.skip("RQ's abandoned jobs: real Redis only")
+    marketer = make_staff("marketer")
+    started = client.post(f"/admin/api/branches/{branch}/poster-batches",
+                          headers=marketer.headers)
+    assert started.status_code == 202
+    queue = app.extensions["jobs"].queues["default"]
+    worker = AppWorker([queue], connection=app.extensions["redis"])
+    job = Job.fetch(queue.pop_job_id(), connection=app.extensions["redis"])
+    worker.prepare_execution(job)  # taken by a worker that dies before it ends
+    with app.extensions["redis"].pipeline() as pipeline:
+        job.prepare_for_execution(worker.name, pipeline)
+        pipeline.execute()
+    run_jobs()
+    assert client.get(started.headers["Location"], headers=marketer.headers).json["state"] \
+        in ("queued", "building")
+    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)  # found abandoned
+    assert job.id in queue.scheduled_job_registry.get_job_ids()  # retried after its back-off
+    time.sleep(1.1)
+    scheduler = RQScheduler([queue], connection=app.extensions["redis"])
+    scheduler.acquire_locks()
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+    run_jobs()
+    progress = client.get(started.headers["Location"], headers=marketer.headers).json
+    assert (progress["state"], progress["done"]) == ("ready", 3)
