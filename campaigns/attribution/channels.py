@@ -45,13 +45,12 @@ from campaigns.console.models import Staff
 from core.clock import SHANGHAI
 from core.db import bulk_insert, db, insert_skipping_conflicts, utcnow
 from core.errors import ApiError, Refusal
+from core.spreadsheet import FORMULA_START
 
 CODE = re.compile(r"[A-Za-z0-9_]{1,32}")
 _CODE_CHARS = re.compile(r"[A-Za-z0-9_]+")
 CODE_MAX = 32
 NAME_MAX = 64
-# A cell starting with one of these is a formula to a spreadsheet (CSV injection, OWASP).
-FORMULA_START = ("=", "+", "-", "@")
 CSV_COLUMNS = ("code", "kind", "name", "branch", "staff")
 FIELDS = CSV_COLUMNS
 PAGE_SIZE = 50
@@ -235,7 +234,7 @@ def _name_problem(name: str) -> str | None:
         return "name_length"
     if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in name):
         return "name_control"
-    if name.startswith(FORMULA_START):
+    if name.startswith(FORMULA_START):  # a name goes into CSV exports: never a formula
         return "name_formula"
     return None
 
