@@ -128,24 +128,19 @@ ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
 PROFILE_SHARE = 0.5  # of the sale's expected length (judged by the warm-up's rate) sampled
 PROFILE_BUCKETS = {
     "request handling in Flask (everything below)": "Flask.full_dispatch_request (flask/app.py)",
-    "bearer session (sessions.authenticate)": "authenticate (members/holders/sessions.py)",
-    "the caller's holder (binding.holder_of)": "holder_of (members/holders/binding.py)",
-    "redemption.redeem": "redeem (campaigns/benefits/redemption.py)",
-    "  holder's row lock": "_take_turn (campaigns/benefits/redemption.py)",
-    "  request_id replay check": "_earlier (campaigns/benefits/redemption.py)",
-    "  the open campaign": "open_campaign (campaigns/benefits/offers.py)",
+    "bearer session, holder found and locked (sessions.authenticate)":
+        "authenticate (members/holders/sessions.py)",
+    "redemption (redemption.redeem_in_turn)": "redeem_in_turn (campaigns/benefits/redemption.py)",
     "  eligibility": "of (campaigns/benefits/eligibility.py)",
-    "  per-holder limit": "_redeemed (campaigns/benefits/redemption.py)",
-    "  points balance": "balance (members/transactions/points.py)",
-    "  redemption row, code decrypted": "_record (campaigns/benefits/redemption.py)",
+    "  claim and redemption, one statement": "_claim_and_record "
+                                             "(campaigns/benefits/redemption.py)",
+    "  code decrypted": "Vault.decrypt (members/protection/pii.py)",
     "SQLAlchemy ORM commit": "Session.commit (sqlalchemy/orm/session.py)",
     "naive: the whole redemption": "redeem (bench/peers/naive_redeem.py)",
     "SQLAlchemy statements": "Connection.execute (sqlalchemy/engine/base.py)",
-    "pool checkout with pre-ping (SELECT 1)": "DefaultDialect._do_ping_w_event "
-                                              "(sqlalchemy/engine/default.py)",
     "waiting on PostgreSQL (psycopg)": "Connection.wait (psycopg/connection.py)",
     "logging": "Logger._log (logging/__init__.py)",
-    "metrics (prometheus_client)": "MetricWrapperBase.inc (prometheus_client/metrics.py)",
+    "metrics (prometheus_client)": "Counter.inc (prometheus_client/metrics.py)",
 }
 PROJECT_FRAMES = r"\((members|core|wechat|config|campaigns)/"
 

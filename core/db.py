@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from select import POLLIN, poll
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    event,
     func,
     select,
     text,
@@ -28,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -108,6 +111,36 @@ def _take_advisory_lock(connection: Connection) -> None:
             log.info("waiting for another process's migrations")
             announced = True
         time.sleep(MIGRATION_LOCK_POLL)
+
+
+def drop_dead_connections(engine: Engine) -> None:
+    """Replace, at checkout, a pooled PostgreSQL connection the server has hung up on.
+
+    Instead of ``pool_pre_ping``, which spends a round trip (``SELECT 1``) on every
+    checkout, that is on every request. A server that closes a connection (a restart, a
+    terminated backend, ``idle_session_timeout``) first writes its FATAL error to it and
+    then shuts the socket, so a dead idle connection is one with something to read: an idle
+    connection of ours is otherwise silent (the app never LISTENs). One ``poll`` with no
+    timeout tells, without a round trip; the pool then opens a new connection in its
+    place, and the request never sees the dead one.
+
+    What a poll cannot see fails the one request that meets it: a connection dropped
+    without a word (a firewall's idle timeout, a server host gone), or one that breaks
+    mid-request (a ping could not have helped there either). SQLAlchemy then recycles
+    every connection pooled before that failure, so the next requests get fresh ones.
+    """
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "checkout", _refuse_hung_up)
+
+
+def _refuse_hung_up(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    # psycopg's own flags first: set once it saw the connection break or closed it itself.
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the pooled connection is closed")
+    poller = poll()
+    poller.register(dbapi_connection.fileno(), POLLIN)
+    if poller.poll(0):  # readable (a FATAL error, end of file) or hung up (POLLHUP, POLLERR)
+        raise DisconnectionError("the server hung up on the pooled connection")
 
 
 def utcnow() -> datetime:

@@ -18,7 +18,7 @@ from core.db import db, utcnow
 from core.errors import ApiError
 from core.jsonapi import json_body
 from members.holders import binding
-from members.holders.api import member_required
+from members.holders.api import member_required, member_required_with
 
 bp = Blueprint("benefits_api", __name__, url_prefix="/api")
 
@@ -41,11 +41,12 @@ def _offer(offer: offers.Offer) -> dict[str, Any]:
 
 
 @bp.post("/campaigns/<slug>/redeem")
-@member_required
+@member_required_with(redemption.CALLER_TURN)  # the caller's holder, locked: its turn
 def redeem(slug: str) -> Response:
     body = json_body({"option": str, "request_id": str})
     try:
-        result = redemption.redeem_as(g.actor, slug, body["option"], body["request_id"])
+        result = redemption.redeem_in_turn(g.session.holder_id, slug, body["option"],
+                                           body["request_id"])
     except ApiError as exc:
         REDEMPTIONS.labels(exc.code).inc()
         raise

@@ -8,12 +8,13 @@ SQLite):
    locks, takes its one write lock with a write that changes nothing. From here to the
    commit one holder's redemptions take turns, so that two concurrent requests cannot
    both pass the per-holder limit or both spend the same points, and a request reusing
-   a request_id finds the first one's redemption once that has committed. The API
-   (``redeem_as``) finds the caller's holder and locks it in one statement.
+   a request_id finds the first one's redemption once that has committed. The API finds
+   the caller's bearer session, the holder bound to it and that holder's lock in one
+   statement (``CALLER_TURN``, then ``redeem_in_turn``).
 2. What the checks need, in one statement read after the lock (so that it sees what an
    earlier turn committed): a redemption of this (holder, request_id) already stored,
-   the campaign of the slug and its option of the key, the holder's redemptions of that
-   option and the points balance.
+   the campaign of the slug and its option of the key, the holder's tier, redemptions of
+   that option and points balance.
 3. That earlier redemption: the same answer again (its balance as first shown), nothing
    redeemed. UNIQUE (holder_id, request_id) backs this up: a second row for one
    request_id cannot be stored whatever happens.
@@ -55,7 +56,7 @@ from campaigns.benefits.catalogue import CODE_CONTEXT, OPTION_KEY, SLUG, find_op
 from campaigns.benefits.models import Campaign, CampaignOption, Redemption, VoucherCode
 from core.db import db, utcnow
 from core.errors import ApiError
-from members.holders import binding
+from members.holders import sessions
 from members.holders.models import CardHolder
 from members.protection.pii import vault
 from members.transactions import points
@@ -75,11 +76,13 @@ _OPTIONS = CampaignOption.__table__
 _REDEMPTIONS = Redemption.__table__
 _CODES = VoucherCode.__table__
 
-# Step 1 for the API: the actor's holder (binding.HOLDER_OF: its own binding, else its
-# unionid twin's), only the columns the checks read, its row locked on PostgreSQL.
-_LOCK_HOLDER_OF = (binding.HOLDER_OF.with_only_columns(_HOLDERS.c.id, _HOLDERS.c.tier)
-                   .with_for_update(of=_HOLDERS, key_share=True))
-_HOLDER_OF = binding.HOLDER_OF.with_only_columns(_HOLDERS.c.id, _HOLDERS.c.tier)
+# Step 1 for the API, in the statement that finds the caller's bearer session
+# (``member_required_with``): the id of the holder bound to the caller
+# (``sessions.CALLER_HOLDER_ID``: its own binding, else its unionid twin's), its row locked
+# on PostgreSQL; NULL for a caller bound to no card.
+CALLER_TURN = sessions.LIVE_SESSION.add_columns(
+    select(_HOLDERS.c.id).where(_HOLDERS.c.id == sessions.CALLER_HOLDER_ID)
+    .with_for_update(of=_HOLDERS, key_share=True).scalar_subquery().label("holder_id"))
 _LOCK_HOLDER = (select(_HOLDERS.c.id).where(_HOLDERS.c.id == bindparam("holder"))
                 .with_for_update(key_share=True))
 # SQLite: the write lock is taken by the first write of a transaction, and reads before it
@@ -88,11 +91,13 @@ _WRITE_HOLDER = (update(_HOLDERS).where(_HOLDERS.c.id == bindparam("holder"))
                  .values(updated_at=_HOLDERS.c.updated_at))
 
 # Step 2: one row whatever the slug and key (the holder's own), with NULLs for a campaign
-# or option that is not there.
+# or option that is not there. Its holder ``id`` and ``tier`` make it the eligibility's
+# ``Member`` as well as its ``Rules``.
 _MINE = _REDEMPTIONS.alias("mine")
 _EARLIER = _REDEMPTIONS.alias("earlier")
 _FACTS = (
     select(
+        _HOLDERS.c.id, _HOLDERS.c.tier,
         select(_EARLIER.c.id)
         .where(_EARLIER.c.holder_id == _HOLDERS.c.id,
                _EARLIER.c.request_id == bindparam("request_id"))
@@ -173,27 +178,19 @@ def redeem(holder: CardHolder | None, slug: str, option_key: str, request_id: st
     """Give ``holder`` (None: the caller is bound to no card) one code of the option."""
     _check(request_id)
     connection = db.session.connection()
-    if holder is not None:
-        # Step 1: the holder's turn.
-        connection.execute(_LOCK_HOLDER if _on_postgres(connection) else _WRITE_HOLDER,
-                           {"holder": holder.id})
-    return _redeem(connection, holder, slug, option_key, request_id, now or utcnow())
+    if holder is not None and _on_postgres(connection):
+        connection.execute(_LOCK_HOLDER, {"holder": holder.id})  # step 1: the holder's turn
+    return _redeem(connection, holder.id if holder is not None else None, slug, option_key,
+                   request_id, now or utcnow())
 
 
-def redeem_as(actor: binding.Actor, slug: str, option_key: str, request_id: str,
-              *, now: datetime | None = None) -> Redeemed:
-    """``redeem`` for the holder bound to ``actor`` (``binding.holder_of``), found and
-    locked in one statement on PostgreSQL."""
+def redeem_in_turn(holder_id: int | None, slug: str, option_key: str, request_id: str,
+                   *, now: datetime | None = None) -> Redeemed:
+    """``redeem`` for the API's caller: ``holder_id`` is the ``holder_id`` of its
+    ``CALLER_TURN`` row, which on PostgreSQL took the holder's turn already."""
     _check(request_id)
-    connection = db.session.connection()
-    keys = binding.holder_keys(actor)
-    if _on_postgres(connection):
-        holder = connection.execute(_LOCK_HOLDER_OF, keys).first()
-    else:
-        holder = connection.execute(_HOLDER_OF, keys).first()
-        if holder is not None:
-            connection.execute(_WRITE_HOLDER, {"holder": holder.id})
-    return _redeem(connection, holder, slug, option_key, request_id, now or utcnow())
+    return _redeem(db.session.connection(), holder_id, slug, option_key, request_id,
+                   now or utcnow())
 
 
 def _check(request_id: str) -> None:
@@ -206,20 +203,23 @@ def _on_postgres(connection: Connection) -> bool:
     return connection.dialect.name == "postgresql"
 
 
-def _redeem(connection: Connection, holder: eligibility.Member | None, slug: str,
-            option_key: str, request_id: str, now: datetime) -> Redeemed:
-    """Steps 2 to 6 of the module's doc, the holder's turn taken.
+def _redeem(connection: Connection, holder_id: int | None, slug: str, option_key: str,
+            request_id: str, now: datetime) -> Redeemed:
+    """Steps 2 to 6 of the module's doc, the holder's turn taken on PostgreSQL (SQLite's is
+    taken here).
 
     Run on the session's connection (its transaction), as Core: nothing here needs the
     ORM's identity map, and its execution layer costs as much as a statement's round trip.
     """
-    if holder is None:  # nobody's turn to take, nothing to replay: only the refusals
+    if holder_id is None:  # nobody's turn to take, nothing to replay: only the refusals
         find_option(offers.open_campaign(slug, now), option_key)
         raise _not_eligible(eligibility.NOT_BOUND)
+    if not _on_postgres(connection):
+        connection.execute(_WRITE_HOLDER, {"holder": holder_id})  # step 1 on SQLite
     # A slug or key that cannot exist is not looked up: PostgreSQL refuses some text (a
     # NUL) outright. NULL matches nothing.
     facts = connection.execute(_FACTS, {
-        "holder": holder.id, "request_id": request_id,
+        "holder": holder_id, "request_id": request_id,
         "slug": slug if SLUG.fullmatch(slug) else None,
         "option_key": option_key if OPTION_KEY.fullmatch(option_key) else None}).one()
     if facts.earlier_id is not None:
@@ -228,7 +228,7 @@ def _redeem(connection: Connection, holder: eligibility.Member | None, slug: str
         raise ApiError(404, "unknown_campaign", "no open campaign has this slug")
     if facts.option_id is None:
         raise ApiError(404, "unknown_option", "the campaign has no option with this key")
-    verdict = eligibility.of(facts, holder, now=now)
+    verdict = eligibility.of(facts, facts, now=now)
     if not verdict.eligible:
         raise _not_eligible(verdict.reason)
     if facts.limit_per_holder is not None and facts.redeemed >= facts.limit_per_holder:
@@ -239,12 +239,12 @@ def _redeem(connection: Connection, holder: eligibility.Member | None, slug: str
     if price and price > balance:
         raise ApiError(409, "insufficient_points",
                        f"this option costs {price} points; the balance is {balance}")
-    values = {"holder": holder.id, "campaign": facts.campaign_id, "option": facts.option_id,
+    values = {"holder": holder_id, "campaign": facts.campaign_id, "option": facts.option_id,
               "points_spent": price, "points_balance": balance - price,
               "request_id": request_id, "now": now}
     redemption_id, code = _claim_and_record(connection, values)
     if price:
-        points.spend(holder.id, price, f"redeem:{slug}/{option_key}",
+        points.spend(holder_id, price, f"redeem:{slug}/{option_key}",
                      reference=f"redemption:{redemption_id}")
     return Redeemed(redemption_id, option_key, vault().decrypt(code, CODE_CONTEXT), price,
                     balance - price, replayed=False)

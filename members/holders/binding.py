@@ -20,9 +20,10 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, case, or_, select
+from sqlalchemy import ColumnElement, FromClause, bindparam, func, or_, select
 
 from core.db import db, utcnow
 from core.errors import ApiError, Refusal
@@ -242,22 +243,34 @@ def link_follower(openid: str, unionid: str) -> None:
                      via="unionid")
 
 
+def bound_holder_id(app: ColumnElement[Any] | str, openid: ColumnElement[Any],
+                    unionid: ColumnElement[Any], *,
+                    correlate: FromClause | None = None) -> ColumnElement[int]:
+    """The id of the holder bound to ``openid`` of ``app``, else to its ``unionid`` twin, as
+    a SQL expression: of bound parameters, or of the columns of an enclosing query's table
+    ``correlate`` (the bearer session's: ``members.holders.sessions.CALLER_HOLDER_ID``),
+    however deep the statement nests it. NULL when there is none.
+
+    Two subqueries, the twin's asked only when the own binding is missing, rather than one
+    ordered by "own first": SQLite cannot correlate a subquery's ORDER BY.
+    """
+    active = Binding.unbound_at.is_(None)
+    own = (select(Binding.holder_id)  # one at most: uq_binding_active_openid
+           .where(active, Binding.app == app, Binding.openid == openid))
+    twin = (select(Binding.holder_id)
+            .where(active, Binding.unionid == unionid)  # a NULL unionid matches nothing
+            .limit(1))
+    if correlate is not None:
+        own, twin = own.correlate(correlate), twin.correlate(correlate)
+    return func.coalesce(own.scalar_subquery(), twin.scalar_subquery())
+
+
 # Built once: on the hot paths (login, /me) building and keying a statement for each call
 # costs as much as running it.
-_OWN_BINDING = and_(Binding.app == bindparam("app"), Binding.openid == bindparam("openid"))
+_ACTOR_HOLDER_ID = bound_holder_id(bindparam("app"), bindparam("openid"), bindparam("unionid"))
 # The holder bound to an actor, directly or else through its unionid twin (``holder_keys``).
-HOLDER_OF = (
-    select(CardHolder).join(Binding, Binding.holder_id == CardHolder.id)
-    .where(Binding.unbound_at.is_(None),
-           or_(_OWN_BINDING, Binding.unionid == bindparam("unionid")))  # NULL matches nothing
-    .order_by(case((_OWN_BINDING, 0), else_=1)).limit(1)
-)
-
-
-_BOUND = (select(Binding.id)
-          .where(Binding.unbound_at.is_(None),
-                 or_(_OWN_BINDING, Binding.unionid == bindparam("unionid")))
-          .limit(1))
+HOLDER_OF = select(CardHolder).where(CardHolder.id == _ACTOR_HOLDER_ID)
+_BOUND = select(_ACTOR_HOLDER_ID)
 
 
 def holder_keys(actor: Actor) -> dict[str, str | None]:

@@ -14,11 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, bindparam, exists, insert, select
+from sqlalchemy import Row, Select, String, bindparam, exists, insert, select, update
 
 from core.db import UTCDateTime, db, insert_skipping_conflicts, utcnow
 from core.errors import ApiError, Refusal
-from members.holders.binding import MINIAPP, Actor, is_bound
+from members.holders.binding import MINIAPP, Actor, bound_holder_id, is_bound
 from members.holders.models import MemberSession, MiniappArrival
 from members.protection import audit
 from members.protection.pii import vault
@@ -77,7 +77,6 @@ def login(code: str, ip: str, region: str | None, channel: str | None = None) ->
         audit.record("login_failed", ip=ip, region=region, errcode=exc.errcode)
         raise _wechat_refusal(exc) from exc
     openid, unionid = answer["openid"], answer.get("unionid")
-    bound = is_bound(Actor(app=MINIAPP, openid=openid, unionid=unionid))
     token = secrets.token_urlsafe(32)
     ttl = current_app.config["MEMBER_SESSION_TTL"]
     now = utcnow()
@@ -85,19 +84,47 @@ def login(code: str, ip: str, region: str | None, channel: str | None = None) ->
         # Before this login's session exists: a user with any earlier session is not new.
         db.session.execute(_insert_arrival(), {"openid": openid, "unionid": unionid,
                                              "channel": channel, "arrived_at": now})
-    db.session.execute(_INSERT_SESSION, {
+    session = {
         "token_hash": _hash(token), "openid": openid, "unionid": unionid,
         "session_key": vault().encrypt(answer["session_key"], "member_session.session_key"),
         "created_at": now, "expires_at": now + timedelta(seconds=ttl),
-    })
-    audit.record("login", openid=openid, ip=ip, region=region)
+    }
+    event = audit.event_params("login", openid=openid, ip=ip, region=region)
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        bound = connection.scalar(_LOGIN, {**session, **event})
+    else:
+        bound = is_bound(Actor(app=MINIAPP, openid=openid, unionid=unionid))
+        connection.execute(_INSERT_SESSION, session)
+        audit.record("login", openid=openid, ip=ip, region=region)
     return Login(token=token, expires_in=ttl, bound=bound)
 
 
 # Built once: logins and every member call run them, and building and cache-keying a
 # statement costs about as much as running it.
-_BY_TOKEN_HASH = select(MemberSession).where(MemberSession.token_hash == bindparam("hash"))
-_INSERT_SESSION = insert(MemberSession.__table__)
+_SESSIONS = MemberSession.__table__
+_INSERT_SESSION = insert(_SESSIONS).values({name: bindparam(name) for name in (
+    "token_hash", "openid", "unionid", "session_key", "created_at", "expires_at")})
+# A login on PostgreSQL in one round trip: the session and its audit event inserted by
+# data-modifying CTEs of the statement that answers whether the user is bound (which sees
+# the bindings as they were before, as ``is_bound`` would).
+_LOGIN = audit.with_event(
+    select(bound_holder_id(MINIAPP, bindparam("openid"), bindparam("unionid")).is_not(None))
+    .add_cte(_INSERT_SESSION.cte("new_session")))
+# The live session of a token's hash: a revoked or expired one is no row. Core, not the
+# ORM, on the connection: every member call runs it. A view that reads more of the caller
+# adds its columns to it (``members.holders.api.member_required_with``), correlated to the
+# session's, and gets them in the same round trip.
+LIVE_SESSION = (
+    select(_SESSIONS.c.id, _SESSIONS.c.openid, _SESSIONS.c.unionid)
+    .where(_SESSIONS.c.token_hash == bindparam("hash"), _SESSIONS.c.revoked_at.is_(None),
+           _SESSIONS.c.expires_at > bindparam("now", type_=UTCDateTime))
+)
+# The id of the holder the session's user is bound to (``binding.bound_holder_id``), as an
+# expression for a column or a join of a statement built on LIVE_SESSION.
+CALLER_HOLDER_ID = bound_holder_id(MINIAPP, _SESSIONS.c.openid, _SESSIONS.c.unionid,
+                                   correlate=_SESSIONS)
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def _insert_arrival() -> Any:
@@ -112,19 +139,30 @@ def _insert_arrival() -> Any:
     )
 
 
-def authenticate(token: str) -> MemberSession:
-    """The live session of a bearer token; 401 for anything else."""
-    session = db.session.scalar(_BY_TOKEN_HASH, {"hash": _hash(token)}) if token else None
-    if session is None or session.revoked_at is not None or session.expires_at <= utcnow():
+def authenticate(token: str, statement: Select = LIVE_SESSION, *, alone: bool = False) -> Row:
+    """The live session of a bearer token: the row of ``statement`` (LIVE_SESSION, or it with
+    more columns: ``id``, ``openid``, ``unionid`` first); 401 for anything else.
+
+    ``alone``: the request runs no other statement, so it needs no transaction of its own
+    (one statement reads one snapshot whatever its transaction): it runs in autocommit,
+    which spares the round trips of BEGIN and of the ROLLBACK that ends the request. Only
+    at the start of the request's unit of work, before anything else touched the database.
+    """
+    if not token:
         raise ApiError(401, "invalid_token", "log in again")
-    return session
+    connection = db.session.connection(execution_options=_AUTOCOMMIT if alone else None)
+    row = connection.execute(statement, {"hash": _hash(token), "now": utcnow()}).first()
+    if row is None:
+        raise ApiError(401, "invalid_token", "log in again")
+    return row
 
 
-def revoke(session: MemberSession) -> None:
-    session.revoked_at = utcnow()
+def revoke(session_id: int) -> None:
+    db.session.execute(update(_SESSIONS).where(_SESSIONS.c.id == session_id)
+                       .values(revoked_at=utcnow()))
 
 
-def store_phone(session: MemberSession, phone_code: str) -> str:
+def store_phone(session_id: int, phone_code: str) -> str:
     """getuserphonenumber with the button's code; keeps the number encrypted on the session."""
     try:
         answer = clients.mini_program().post(
@@ -134,7 +172,8 @@ def store_phone(session: MemberSession, phone_code: str) -> str:
     except WeChatAPIError as exc:
         raise _wechat_refusal(exc) from exc
     phone = answer["phone_info"]["purePhoneNumber"]
-    session.phone = vault().encrypt(phone, "member_session.phone")
+    db.session.execute(update(_SESSIONS).where(_SESSIONS.c.id == session_id)
+                       .values(phone=vault().encrypt(phone, "member_session.phone")))
     return phone
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import insert, select
+from sqlalchemy import Select, bindparam, insert, select
 
 from core.db import db, utcnow
 from members.protection.models import SecurityEvent
@@ -114,16 +114,34 @@ def _event(kind: str, openid: str | None, card_no: str | None, card_index: str |
             "created_at": utcnow()}
 
 
+_EVENTS = SecurityEvent.__table__
 # Built once: an event is written on every login and binding step, where building and
-# cache-keying the statement costs as much as running it.
-_INSERT = insert(SecurityEvent.__table__)
+# cache-keying the statement costs as much as running it. Its parameters are named
+# ``event_<column>`` (``event_params``), so that another statement can carry the insert
+# as a CTE (``with_event``) without its parameters meeting the other's.
+_INSERT = insert(_EVENTS).values({column.name: bindparam(f"event_{column.name}", type_=column.type)
+                                  for column in _EVENTS.columns if not column.primary_key})
 
 
-def record(kind: str, *, openid: str | None = None, card_no: str | None = None,
-           card_index: str | None = None, ip: str | None = None, region: str | None = None,
-           **detail: Any) -> None:
-    """Write an event in the current transaction (the caller commits)."""
-    db.session.execute(_INSERT, _event(kind, openid, card_no, card_index, ip, region, detail))
+def event_params(kind: str, *, openid: str | None = None, card_no: str | None = None,
+                 card_index: str | None = None, ip: str | None = None,
+                 region: str | None = None, **detail: Any) -> dict[str, Any]:
+    """The parameters of the event ``record`` would write, for a statement of ``with_event``."""
+    event = _event(kind, openid, card_no, card_index, ip, region, detail)
+    return {f"event_{name}": value for name, value in event.items()}
+
+
+def record(kind: str, **fields: Any) -> None:
+    """Write an event in the current transaction (the caller commits); ``fields`` are
+    ``event_params``' (the identifiers, then the detail)."""
+    db.session.execute(_INSERT, event_params(kind, **fields))
+
+
+def with_event(statement: Select) -> Select:
+    """``statement`` writing an event as well, in the same round trip (PostgreSQL only: the
+    insert is a data-modifying CTE of it). Run it with ``event_params`` among its parameters;
+    the event is kept with the caller's transaction, as ``record``'s."""
+    return statement.add_cte(_INSERT.cte("audit_event"))
 
 
 # -- CLI ----------------------------------------------------------------------------------------

@@ -180,3 +180,25 @@ def test_one_holders_parallel_requests_cannot_pass_its_limit_or_points(
     with app.app_context():
         assert points.balance(me) == 250 - option["points"] * expected["ok"]
 
+
+
+def test_one_members_parallel_api_requests_take_turns(app, people, bind_member):
+    """The API takes the holder's turn in the statement that finds the caller's session: ten
+    requests of one member at once, with fresh request_ids, redeem no more than the limit."""
+    member = bind_member(people[0], "oEager00000000000000000000001")
+    make_campaign(app, campaign_json(eligibility={"tiers": ["gold"]}, options=[
+        {"key": "limited", "title": "每人三次", "points": 0, "limit_per_holder": 3}]),
+        codes={"limited": voucher_codes("l", 10)})
+    start = threading.Barrier(10)
+
+    def post(n: int) -> tuple[int, str | None]:
+        caller = app.test_client()
+        start.wait()
+        answer = caller.post(f"/api/campaigns/{SLUG}/redeem", headers=member.headers,
+                             json={"option": "limited", "request_id": f"eager-{n}"})
+        return answer.status_code, answer.json.get("error")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = Counter(pool.map(post, range(10)))
+    assert answers == {(200, None): 3, (409, "limit_reached"): 7}
+    assert stored(app)["redemptions"] == 3

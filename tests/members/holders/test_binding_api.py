@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from app import create_app
 from core.db import db, utcnow
-from members.holders.models import BindChallenge, Binding, CardHolder
+from members.holders.models import BindChallenge, Binding, CardHolder, MemberSession
 from members.protection.models import SecurityEvent
+from members.protection.pii import vault
 from tests.fixtures.factories import holder
 from tests.fixtures.members import Member, follow
 from tests.fixtures.sim import sim_calls, sim_post
@@ -41,6 +43,57 @@ def test_login_returns_an_opaque_token_and_keeps_the_session_key(member, app):
     assert member.login["bound"] is False
     assert len(member.login["token"]) >= 43 and member.login["expires_in"] > 0
     assert "session_key" not in json.dumps(member.login)
+
+
+def test_login_and_me_find_the_holder_directly_or_through_the_unionid(client, sim, app,
+                                                                     holders):
+    """Login's ``bound`` and /me name the holder of the caller's own binding, else of a binding
+    of its unionid (the same person's official account), and the own one comes first."""
+    with app.app_context():
+        ids = [db.session.scalar(select(CardHolder.id).where(
+            CardHolder.card_index == vault().blind_index("card", person.card_no)))
+            for person in holders]
+        db.session.add_all([
+            Binding(holder_id=ids[0], app="oa", openid="oTwinOA0000000000000000000001",
+                    unionid="uTwin"),
+            Binding(holder_id=ids[1], app="oa", openid="oBothOA0000000000000000000001",
+                    unionid="uBoth"),
+            Binding(holder_id=ids[2], app="miniapp", openid="oBothMP0000000000000000000001",
+                    unionid="uBoth")])
+        db.session.commit()
+    twin = Member(client, sim, "oTwinMP0000000000000000000001", unionid="uTwin")
+    both = Member(client, sim, "oBothMP0000000000000000000001", unionid="uBoth")
+    nobody = Member(client, sim, "oNobody0000000000000000000001", unionid="uNobody")
+    assert [m.login["bound"] for m in (twin, both, nobody)] == [True, True, False]
+    assert twin.call("get", "/api/members/me").json["card_last4"] == holders[0].card_no[-4:]
+    assert both.call("get", "/api/members/me").json["card_last4"] == holders[2].card_no[-4:]
+    assert nobody.call("get", "/api/members/me").json == {"bound": False}
+
+
+def test_the_phone_step_keeps_the_number_encrypted_on_the_session(member, sim, app):
+    code = sim_post(sim, "/sim/miniapp/phone-code", phone="13912345678")["code"]
+    answer = member.call("post", "/api/miniapp/phone", {"code": code})
+    assert answer.status_code == 200 and answer.json == {"phone": "139****5678"}
+    with app.app_context():
+        stored = db.session.scalar(select(MemberSession.phone))
+        assert "13912345678" not in stored
+        assert vault().decrypt(stored, "member_session.phone") == "13912345678"
+
+
+def test_me_outside_a_transaction_leaves_its_connection_in_one(settings, client, sim, app):
+    """/me runs its one statement in autocommit; the pooled connection it used must be back
+    in transactions for the next request: a rolled-back write stays unwritten."""
+    single = create_app({**settings, "DB_POOL_SIZE": 1})  # the next request gets /me's connection
+    try:
+        member = Member(single.test_client(), sim, "oAlone00000000000000000000001")
+        assert member.call("get", "/api/members/me").json == {"bound": False}
+        with single.app_context():
+            db.session.execute(update(MemberSession).values(revoked_at=utcnow()))
+            db.session.rollback()
+        assert member.call("get", "/api/members/me").status_code == 200
+    finally:
+        with single.app_context():
+            db.engine.dispose()
 
 
 def test_login_with_refused_codes(client, sim):
