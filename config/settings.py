@@ -266,11 +266,13 @@ BASE: dict[str, Any] = {
     # Chains of send jobs per push (custom, subscribe): how many workers work on one push at
     # once. A mass push has one: WeChat's 60 mass calls a minute, not our workers, bound it.
     "PUSH_CHAINS": 4,
-    # Sending threads per job, and recipients a thread claims at a time. A worker dying
-    # leaves at most threads × claim size recipients failed/interrupted: each was claimed
-    # within a few tokens of its call.
+    # Sending threads per job, and recipients a thread claims at a time (at most one
+    # second's worth of the push's rate): one statement and one commit a batch, its answers
+    # recorded with the next claim. A worker dying leaves at most threads × claim size
+    # recipients failed/interrupted (48, within the ALERT_BATCH_SIZE rows a transaction
+    # alerts' send job may leave sending), each in a batch in flight.
     "PUSH_SEND_THREADS": 4,
-    "PUSH_CLAIM_SIZE": 4,
+    "PUSH_CLAIM_SIZE": 12,
     # Seconds a send job works before handing over to the next of its chain: the shortest
     # while jobs of a queue ahead (alerts) wait, so an alert waits for a push at most this
     # plus a state check; the longest (each job draws from its upper half, so that the

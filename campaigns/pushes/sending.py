@@ -1,6 +1,7 @@
 """Sending a push: the body of its send jobs, the rules of each channel at send time, and
 the state machine of each recipient. Like the alert sender it owns its transactions:
-each claim is committed before WeChat is called, each answer as soon as it came.
+each claim is committed before WeChat is called, a batch's answers as soon as its last
+one came (with the thread's next claim).
 
 ::
 
@@ -17,10 +18,15 @@ each claim is committed before WeChat is called, each answer as soon as it came.
 Exactly once: a recipient is claimed (one conditional UPDATE, ``FOR UPDATE SKIP LOCKED``
 on PostgreSQL, committed) before its message goes, so no two workers send it, and a
 claim is never undone once WeChat may have the message. Customer-service messages and
-subscription notices are claimed ``PUSH_CLAIM_SIZE`` at a time per sending thread, each
-sent as soon as its token comes: a worker killed mid-push leaves at most threads × claim
-size recipients ``interrupted`` (the window WeChat cannot close: a message may have gone
-out whose answer we never kept), every one of them in flight or a few tokens from it.
+subscription notices go in batches of ``PUSH_CLAIM_SIZE`` per sending thread (at most one
+second's worth of the rate): one statement claims a batch and skips, with their reason,
+the recipients a rule refuses (the follower's row and grant joined in); the others are
+sent in turn as their tokens come (``rate.take_size`` at a time, one Redis call each),
+and their answers are recorded, in one statement, in the commit of the thread's next
+claim: one commit a batch. A worker killed mid-push leaves at most threads × claim size
+recipients ``interrupted`` (4 × 12 = 48, under the 50 rows a transaction alerts' send
+job can leave ``sending``; the window WeChat cannot close: a message may have gone out
+whose answer we never kept), every one of them in its thread's batch in flight.
 A Redis lost mid-push (restarted, flushed, unreachable) loses nothing either: every
 Redis read a send needs (its token, the quota guard, the access token) comes before
 WeChat is called, so a thread that finds Redis gone records the answers it has, puts
@@ -66,13 +72,19 @@ from flask import Flask, current_app
 from redis.exceptions import RedisError
 from sqlalchemy import (
     ARRAY,
+    CTE,
+    ColumnElement,
     Connection,
+    FromClause,
     Integer,
     String,
+    Update,
     and_,
     bindparam,
+    case,
     delete,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -327,8 +339,9 @@ def _plan(connection: Connection, push_id: int) -> Plan | None:
 # -- customer-service messages and subscription notices: one call per recipient ------------------
 
 def _single_worker(app: Flask, work: Slice) -> None:
-    """A sending thread: claim a few, drop those a rule refuses, send each at its token,
-    record the answers; until the slice stops or nothing is left."""
+    """A sending thread: claim a batch (the recipients a rule refuses skipped in the same
+    statement), send each in turn as its tokens come, and record the answers in the next
+    claim's commit; until the slice stops or nothing is left."""
     plan = work.plan
     with app.app_context(), db.engine.connect() as connection, \
             clients.official_account().tokens.held():
@@ -336,62 +349,98 @@ def _single_worker(app: Flask, work: Slice) -> None:
         bucket = rate.push_bucket(current_app.extensions["redis"], plan.id, plan.rate_per_s,
                                   plan.channel)
         guard = clients.official_account_quota()
-        api = APIS[plan.channel]
-        while not work.stop.is_set():
-            claimed = _claim(connection, plan.id, int(config["PUSH_CLAIM_SIZE"]))
-            if not claimed:
-                work.exhausted = True
-                return
-            sendable = _apply_rules(connection, plan, claimed, config)
-            outcomes: list[Outcome] = []
-            try:
-                for index, recipient in enumerate(sendable):
-                    try:
-                        if not _turn(bucket, guard, api, work, config):
-                            _release(connection, sendable[index:], commit=False)
-                            break
-                        outcomes.append(_send_one(plan, recipient, work, config))
-                    except QuotaStop as stop:
-                        # Kept and given back before the pause's own commit (SQLite has one
-                        # writer at a time).
-                        _record(connection, plan.channel, outcomes)
-                        outcomes = []
-                        _release(connection, sendable[index:])
-                        _pause_for_quota(plan, stop)
-                        work.halt("quota")
-                        break
-            finally:
-                # The answers that came, and the recipients given back, whatever ended the
-                # loop: only a recipient whose call raised stays claimed (the sweep's).
-                _record(connection, plan.channel, outcomes)
+        size = min(int(config["PUSH_CLAIM_SIZE"]), int(bucket.capacity))
+        take = rate.take_size(plan.rate_per_s, size)
+        claim = _claim_sendable_statement(plan)
+        window = timedelta(seconds=config["PUSH_CUSTOM_WINDOW"])
+        outcomes: list[Outcome] = []
+        try:
+            while not work.stop.is_set():
+                sendable = _claim_sendable(connection, plan, claim, size, window, outcomes)
+                outcomes = []
+                if sendable is None:
+                    work.exhausted = True
+                    return
+                try:
+                    _send_batch(connection, plan, sendable, take, bucket, guard, work, config,
+                                outcomes)
+                except QuotaStop as stop:
+                    # Kept and given back before the pause's own commit (SQLite has one
+                    # writer at a time).
+                    _record(connection, plan.channel, outcomes)
+                    outcomes = []
+                    _pause_for_quota(plan, stop)
+                    work.halt("quota")
+        finally:
+            # The answers that came, and the recipients given back, whatever ended the
+            # loop: only a batch whose call raised stays claimed from there on (the sweep's).
+            _record(connection, plan.channel, outcomes)
 
 
-def _turn(bucket: rate.TokenBucket, guard: QuotaGuard, api: str, work: Slice,
-          config: Mapping[str, Any]) -> bool:
-    """This send's token, counted against today's quota; False when the slice stopped
-    meanwhile or Redis is lost (restarting: nothing is called without the shared rate);
-    QuotaStop when marketing's share of the quota is used (alerts keep theirs).
-
-    The access token is read here too, into the thread's hold (``TokenStore.held``), so
-    that a Redis lost right now stops the send before WeChat is called rather than inside
-    the call, where the recipient would have to end interrupted."""
+def _send_batch(connection: Connection, plan: Plan, batch: list[Recipient], take: int,
+                bucket: rate.TokenBucket, guard: QuotaGuard, work: Slice,
+                config: Mapping[str, Any], outcomes: list[Outcome]) -> None:
+    """Send each of ``batch`` in turn, ``take`` tokens (``rate.take_size``) taken at a
+    time, each answer appended to ``outcomes`` as it comes; those never called go back to
+    pending (uncommitted: the next record commits them). QuotaStop when WeChat or our
+    guard refused for a quota: the rest was not called."""
+    api = APIS[plan.channel]
+    called = 0
     try:
-        if not bucket.acquire(1, work.stop):
-            return False
-        allowed = guard.take(api, 1, MARKETING)
-        _hold_access_token()
+        while called < len(batch) and not work.stop.is_set():
+            wanted = min(take, len(batch) - called)
+            granted = _turn(bucket, guard, api, wanted, work)
+            due = called + granted
+            while called < due and _ready_to_call(work):
+                outcomes.append(_send_one(plan, batch[called], work, config))
+                called += 1
+            if called < due and work.why != "redis":
+                # Stopped with tokens in hand (a slice's end, a pause): they go back, for
+                # the next slice.
+                with contextlib.suppress(RedisError):
+                    bucket.give_back(due - called)
+            if granted < wanted and not work.stop.is_set():
+                raise QuotaStop(QUOTA_DAILY, _guard_refused(config))
+    except QuotaStop:
+        _release(connection, batch[called:], commit=False)
+        raise
+    _release(connection, batch[called:], commit=False)
+
+
+def _turn(bucket: rate.TokenBucket, guard: QuotaGuard, api: str, wanted: int,
+          work: Slice) -> int:
+    """The tokens of the next ``wanted`` sends, taken in one go (one Redis call, then a
+    wait until they are due) and counted against today's quota: how many of them may go.
+    0 when the slice stopped meanwhile or Redis is lost (restarting: nothing is called
+    without the shared rate); fewer than ``wanted`` when marketing's share of the quota is
+    used up (alerts keep theirs). Sends counted but then not made (the slice stopped
+    meanwhile) stay counted: the guard errs by at most a take per thread, on the safe
+    side."""
+    try:
+        if not bucket.acquire(wanted, work.stop):
+            return 0
+        return guard.take(api, wanted, MARKETING)
+    except RedisError:
+        _redis_lost(work)
+        return 0
+
+
+def _ready_to_call(work: Slice) -> bool:
+    """Whether the next call may go: the slice still runs, and the access token is held.
+
+    The token is read here, into the thread's hold (``TokenStore.held``), so that a Redis
+    lost right now stops the send before WeChat is called rather than inside the call,
+    where the recipient would have to end interrupted."""
+    if work.stop.is_set():
+        return False
+    try:
+        # No token from WeChat now: the send asks again, and its retries decide.
+        with contextlib.suppress(WeChatAPIError, TokenUnavailable):
+            clients.official_account().tokens.get()
     except RedisError:
         _redis_lost(work)
         return False
-    if allowed < 1:
-        raise QuotaStop(QUOTA_DAILY, _guard_refused(config))
     return True
-
-
-def _hold_access_token() -> None:
-    # No token from WeChat now: the send asks again, and its retries decide.
-    with contextlib.suppress(WeChatAPIError, TokenUnavailable):
-        clients.official_account().tokens.get()
 
 
 def _redis_lost(work: Slice) -> None:
@@ -472,42 +521,6 @@ def _guard_refused(config: Mapping[str, Any]) -> datetime:
     """Our guard refused marketing (its share of today's quota is used; the rest is the
     alerts'): the push waits for tomorrow's quota; WeChat's API is not paused for others."""
     return next_reset(utcnow()) + timedelta(seconds=config["WECHAT_QUOTA_RESET_MARGIN"])
-
-
-# -- the rules at send time ---------------------------------------------------------------------
-
-def _apply_rules(connection: Connection, plan: Plan, claimed: list[Recipient],
-                 config: Mapping[str, Any]) -> list[Recipient]:
-    """Skip the claimed recipients a rule refuses (unfollowed; outside the 48-hour window;
-    no grant), in the claim's transaction, and commit: the rest are to be sent."""
-    ids = [recipient.delivery_id for recipient in claimed]
-    columns = [_T.c.id, Follower.subscribed, Follower.last_message_at]
-    query = select(*columns).select_from(_T).outerjoin(Follower, Follower.openid == _T.c.openid)
-    if plan.channel == SUBSCRIBE:
-        query = query.add_columns(SubscriptionGrant.status).outerjoin(
-            SubscriptionGrant, and_(SubscriptionGrant.openid == _T.c.openid,
-                                    SubscriptionGrant.template_id
-                                    == plan.message.get("template_id")))
-    facts = {row[0]: row[1:] for row in connection.execute(query.where(_T.c.id.in_(ids)))}
-    window_opened = utcnow() - timedelta(seconds=config["PUSH_CUSTOM_WINDOW"])
-    skips: list[Outcome] = []
-    sendable: list[Recipient] = []
-    for recipient in claimed:
-        subscribed, last_message_at, *grant = facts.get(recipient.delivery_id, (None, None))
-        reason = None
-        if not subscribed:
-            reason = "unsubscribed"
-        elif plan.channel == CUSTOM and (last_message_at is None
-                                         or last_message_at < window_opened):
-            reason = "outside_48h"
-        elif plan.channel == SUBSCRIBE and (not grant or grant[0] != "accept"):
-            reason = "no_grant"
-        if reason:
-            skips.append(Outcome(recipient.delivery_id, RECIPIENT_SKIPPED, reason))
-        else:
-            sendable.append(recipient)
-    _record(connection, plan.channel, skips)  # commits the claim with the skips
-    return sendable
 
 
 # -- mass sends by openid list ------------------------------------------------------------------
@@ -858,26 +871,82 @@ _ANSWERABLE = or_(_T.c.state == RECIPIENT_CLAIMED,
                   and_(_T.c.state == RECIPIENT_FAILED, _T.c.reason == INTERRUPTED))
 
 
-def _claim(connection: Connection, push_id: int, size: int) -> list[Recipient]:
-    """The next ``size`` pending recipients of the push, claimed and committed.
+def _chosen(push_id: Any, size: Any, source: FromClause = _CLAIMABLE,
+            *facts: ColumnElement[Any]) -> CTE:
+    """The next ``size`` pending recipients of the push (and ``facts`` of ``source``, a join
+    on them), locked by primary key, skipping rows another worker is claiming right now
+    rather than waiting (SKIP LOCKED; SQLite runs one writer at a time and renders no FOR
+    UPDATE); the state condition of the UPDATE that uses them, checked on the locked row,
+    keeps a row from being claimed twice. ix_push_delivery_push_id_state_id is the way in.
 
-    The subquery locks them by primary key, skipping rows another worker is claiming
-    right now rather than waiting (SKIP LOCKED; SQLite runs one writer at a time and
-    renders no FOR UPDATE); the state condition, checked on the locked row, keeps a row
-    from being claimed twice. ix_push_delivery_push_id_state_id is the way in."""
-    now = utcnow()
-    # A materialized CTE, not ``IN (subquery)``: PostgreSQL may run a LIMIT ... SKIP LOCKED
-    # subquery once per outer row and so claim more than ``size`` (seen: all of them).
-    chosen = (select(_CLAIMABLE.c.id)
-              .where(_CLAIMABLE.c.push_id == push_id, _CLAIMABLE.c.state == RECIPIENT_PENDING)
-              .order_by(_CLAIMABLE.c.id).limit(size).with_for_update(skip_locked=True)
-              .cte("chosen").prefix_with("MATERIALIZED"))
+    A materialized CTE, not ``IN (subquery)``: PostgreSQL may run a LIMIT ... SKIP LOCKED
+    subquery once per outer row and so claim more than ``size`` (seen: all of them)."""
+    return (select(_CLAIMABLE.c.id, *facts).select_from(source)
+            .where(_CLAIMABLE.c.push_id == push_id, _CLAIMABLE.c.state == RECIPIENT_PENDING)
+            .order_by(_CLAIMABLE.c.id).limit(size)
+            .with_for_update(skip_locked=True, of=_CLAIMABLE)
+            .cte("chosen").prefix_with("MATERIALIZED"))
+
+
+def _claim(connection: Connection, push_id: int, size: int) -> list[Recipient]:
+    """The next ``size`` pending recipients of the push, claimed and committed."""
+    chosen = _chosen(push_id, size)
     rows = connection.execute(
         update(_T).where(_T.c.id.in_(select(chosen.c.id)), _T.c.state == RECIPIENT_PENDING)
-        .values(state=RECIPIENT_CLAIMED, claimed_at=now)
+        .values(state=RECIPIENT_CLAIMED, claimed_at=utcnow())
         .returning(_T.c.id, _T.c.openid)).all()
     connection.commit()
     return sorted(Recipient(*row) for row in rows)
+
+
+def _claim_sendable_statement(plan: Plan) -> Update:
+    """The claim of the next batch of a customer-service or subscription-notice push, its
+    rules applied in the same statement: each recipient locked is claimed, or skipped with
+    the reason the first rule refusing it gives. Built once per thread; bound: ``b_push``,
+    ``b_size``, ``b_now`` and (custom) ``b_window_opened``."""
+    follower = Follower.__table__
+    source = _CLAIMABLE.outerjoin(follower, follower.c.openid == _CLAIMABLE.c.openid)
+    # No follower row (WeChat never told us of a follow) is not following either.
+    refusals: list[tuple[ColumnElement[bool], str]] = [
+        (follower.c.subscribed.is_not(True), "unsubscribed")]
+    if plan.channel == CUSTOM:
+        last = follower.c.last_message_at
+        opened = bindparam("b_window_opened", type_=UTCDateTime())
+        refusals.append((or_(last.is_(None), last < opened), "outside_48h"))
+    else:
+        grant = SubscriptionGrant.__table__
+        source = source.outerjoin(grant, and_(
+            grant.c.openid == _CLAIMABLE.c.openid,
+            grant.c.template_id == plan.message.get("template_id")))
+        refusals.append((func.coalesce(grant.c.status, "") != "accept", "no_grant"))
+    chosen = _chosen(bindparam("b_push"), bindparam("b_size", type_=Integer()), source,
+                     case(*refusals).label("refusal"))
+    return (update(_T).where(_T.c.id == chosen.c.id, _T.c.state == RECIPIENT_PENDING)
+            .values(state=case((chosen.c.refusal.is_(None), RECIPIENT_CLAIMED),
+                               else_=RECIPIENT_SKIPPED),
+                    reason=chosen.c.refusal, claimed_at=bindparam("b_now", type_=UTCDateTime()))
+            .returning(_T.c.id, _T.c.openid, _T.c.reason))
+
+
+def _claim_sendable(connection: Connection, plan: Plan, claim: Update, size: int,
+                    window: timedelta, outcomes: list[Outcome]) -> list[Recipient] | None:
+    """In one commit: ``outcomes`` (the last batch's answers) recorded, and the next
+    ``size`` pending recipients claimed by ``claim`` (``_claim_sendable_statement``), those
+    a rule refuses skipped with their reason (unfollowed; custom: no message within the
+    48-hour window; subscribe: no accepted grant). The claimed ones to send, in id order
+    ([] when a rule refused them all); None when none was left to claim."""
+    _write(connection, outcomes)
+    now = utcnow()
+    rows = connection.execute(claim, {"b_push": plan.id, "b_size": size, "b_now": now,
+                                      "b_window_opened": now - window}).all()
+    connection.commit()
+    skips = [Outcome(delivery_id, RECIPIENT_SKIPPED, reason)
+             for delivery_id, _openid, reason in rows if reason is not None]
+    _count(plan.channel, outcomes + skips)
+    if not rows:
+        return None
+    return sorted(Recipient(delivery_id, openid)
+                  for delivery_id, openid, reason in rows if reason is None)
 
 
 def _release(connection: Connection, recipients: list[Recipient], commit: bool = True) -> None:
@@ -898,13 +967,16 @@ _RECORD = (update(_T)
                    sent_at=bindparam("b_sent_at", type_=UTCDateTime())))
 
 
-def _record(connection: Connection, channel: str, outcomes: list[Outcome]) -> None:
-    """What became of these recipients, in one statement (executemany), and commit."""
+def _write(connection: Connection, outcomes: list[Outcome]) -> None:
+    """What became of these recipients, in one statement (executemany), uncommitted."""
     if outcomes:
         connection.execute(_RECORD, [
             {"b_id": o.delivery_id, "b_state": o.state, "b_reason": o.reason,
              "b_errcode": o.errcode, "b_sent_at": o.sent_at} for o in outcomes])
-    connection.commit()
+
+
+def _count(channel: str, outcomes: list[Outcome]) -> None:
+    """The metrics of outcomes committed."""
     counts = Counter((o.state, o.reason, o.errcode) for o in outcomes)
     for (state, reason, errcode), count in counts.items():
         if state == RECIPIENT_SENT:
@@ -914,3 +986,10 @@ def _record(connection: Connection, channel: str, outcomes: list[Outcome]) -> No
         else:
             label = str(errcode) if errcode is not None else (reason or "unknown")
             PUSH_FAILED.labels(channel=channel, errcode=label).inc(count)
+
+
+def _record(connection: Connection, channel: str, outcomes: list[Outcome]) -> None:
+    """What became of these recipients, in one statement, and commit."""
+    _write(connection, outcomes)
+    connection.commit()
+    _count(channel, outcomes)

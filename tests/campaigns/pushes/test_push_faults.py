@@ -126,6 +126,21 @@ def test_our_guard_refusing_marketing_pauses_without_touching_the_alerts_share(
     assert received(sim, "custom", ids) == {o: 0 for o in ids}
 
 
+def test_our_guard_granting_part_of_a_take_sends_those_and_pauses_for_the_rest(
+        app, sim, run_jobs, monkeypatch):
+    ids = _followers(app, sim, "Share", 6)
+    monkeypatch.setitem(app.config, "PUSH_SEND_THREADS", 1)
+    monkeypatch.setitem(app.config, "PUSH_CHAINS", 1)
+    quotas = {**app.config["WECHAT_DAILY_QUOTAS"], "message/custom/send": 5}  # 80 % of 5: 4
+    monkeypatch.setitem(app.config, "WECHAT_DAILY_QUOTAS", quotas)
+    monkeypatch.setattr(app.extensions["wechat.quotas"]["official_account"], "daily", quotas)
+    push_id = make_push(app, "custom", ids)  # one batch, its six tokens taken at once
+    start(app, push_id, run_jobs)
+    assert push_state(app, push_id).pause_reason == "quota_daily"
+    assert outcomes(app, push_id) == {("sent", None): 4, ("pending", None): 2}
+    assert sum(received(sim, "custom", ids).values()) == 4
+
+
 def test_a_slow_wechat_and_a_pause_that_holds_within_a_second(app, sim, run_jobs):
     if not app.extensions["redis_embedded"]:
         pytest.skip("the embedded runner runs the push on this thread's side; see below")
@@ -188,21 +203,21 @@ def test_redis_flushed_mid_push_the_sweep_recovers_and_nothing_doubles(
     ids = _followers(app, sim, "Flushed", 24)
     monkeypatch.setitem(app.config, "PUSH_SEND_THREADS", 1)
     monkeypatch.setitem(app.config, "PUSH_CHAINS", 1)
-    real_claim = sending._claim
+    real_claim = sending._claim_sendable
     claims = []
 
-    def flush_on_the_second_claim(connection, push_id, size):
-        claims.append(size)
+    def flush_on_the_second_claim(*args):
+        claims.append(args)
         if len(claims) == 2:
             app.extensions["redis"].flushdb()  # jobs, chain keys, buckets: all gone
-        return real_claim(connection, push_id, size)
+        return real_claim(*args)
 
-    monkeypatch.setattr(sending, "_claim", flush_on_the_second_claim)
+    monkeypatch.setattr(sending, "_claim_sendable", flush_on_the_second_claim)
     # Three seconds of work: the flush refills the bucket (one second's worth), and still
     # more is left than goes before the job's next state check finds its chain gone.
     push_id = make_push(app, "custom", ids, rate_per_s=8)
     start(app, push_id, run_jobs)
-    monkeypatch.setattr(sending, "_claim", real_claim)
+    monkeypatch.setattr(sending, "_claim_sendable", real_claim)
     assert outcomes(app, push_id)[("pending", None)] > 0  # the chain died with its key
     sweep(app, run_jobs)
     assert outcomes(app, push_id) == {("sent", None): 24}

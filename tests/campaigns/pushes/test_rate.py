@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from datetime import timedelta
 
@@ -39,18 +40,44 @@ TOLERANCE = 0.05
 def test_a_bucket_gives_one_seconds_worth_then_the_rate(app):
     with app.app_context():
         bucket = rate.push_bucket(app.extensions["redis"], 999, 10, "custom")
-        assert [bucket.try_take() for _ in range(10)] == [0.0] * 10  # full: one second's worth
-        wait = bucket.try_take()
+        assert [bucket.take() for _ in range(10)] == [0.0] * 10  # full: one second's worth
+        wait = bucket.take()
         assert 0 < wait <= 0.1  # then a token every 1/10 s
+        # Taken in advance: the next taker queues behind, it does not poll.
+        assert 0.1 < bucket.take(5) - wait <= 0.5
         with pytest.raises(ValueError):
-            bucket.try_take(11)  # more than the capacity would never come
+            bucket.take(11)  # more than the capacity would never come
 
 
 def test_a_bucket_admits_one_take_larger_than_its_rate(app):
     with app.app_context():
         bucket = rate.push_bucket(app.extensions["redis"], 998, 1, "mass", largest_take=2)
-        assert bucket.try_take(2) == 0.0
-        assert 1.9 < bucket.try_take(2) <= 2.0  # the next pair in two seconds
+        assert bucket.take(2) == 0.0
+        assert 1.9 < bucket.take(2) <= 2.0  # the next pair in two seconds
+
+
+def test_tokens_given_back_serve_the_next_taker_and_never_overfill(app):
+    with app.app_context():
+        bucket = rate.push_bucket(app.extensions["redis"], 997, 10, "custom")
+        assert bucket.take(10) == 0.0
+        assert 0.4 < bucket.take(5) <= 0.5  # due in half a second…
+        bucket.give_back(5)  # …and not used after all
+        assert 0 < bucket.take() <= 0.1  # the next is due as if they were never taken
+        bucket.give_back(100)
+        assert [bucket.take() for _ in range(10)] == [0.0] * 10  # full, no more
+        assert bucket.take() > 0
+
+
+def test_a_stop_while_waiting_gives_the_tokens_back(app):
+    with app.app_context():
+        bucket = rate.push_bucket(app.extensions["redis"], 996, 10, "custom")
+        assert bucket.acquire(10)
+        stop = threading.Event()
+        threading.Timer(0.05, stop.set).start()
+        started = time.monotonic()
+        assert not bucket.acquire(10, stop)  # a second's wait, cut short by the stop
+        assert time.monotonic() - started < 0.5
+        assert 0.8 < bucket.take(10) <= 1.0  # the stopped take's tokens are not owed
 
 
 @pytest.mark.parametrize(("rate_per_s", "sizes", "apart"), [(3, [3, 3, 3], 1.0),
