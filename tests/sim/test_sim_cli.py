@@ -100,3 +100,26 @@ def test_send_exits_non_zero_when_wechat_would_refuse(cli, receiver: Receiver) -
 def test_verify_url_reports_refusal(cli, receiver: Receiver) -> None:
     result = cli("verify-url", "--url", receiver.url, "--echostr", "123")
     assert result.exit_code == 1 and "refused" in result.output
+
+
+def test_send_mirrors_which_window_the_push_opens(cli, receiver: Receiver, start_sim) -> None:
+    """A message opens the 48 h customer-service window, a click or scan the one-minute one,
+    a menu link (VIEW) neither."""
+    sim = start_sim()
+    port = sim.url.rsplit(":", 1)[1]
+    state = sim.server.state
+
+    def send(push_type: str, openid: str) -> dict:
+        result = cli("--port", port, "--callback-url", receiver.url,
+                     "send", "--type", push_type, "--from", openid)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return state.user(openid)
+
+    now = state.clock.now()
+    for push_type in ("click", "scan"):
+        user = send(push_type, f"o_{push_type}")
+        assert user["last_event"] >= now and user["last_interaction"] is None
+    user = send("text", "o_text")
+    assert user["last_interaction"] >= now and user["last_event"] is None
+    sim.sim("/users", {"openid": "o_view"})
+    assert send("view", "o_view")["last_event"] is None

@@ -54,6 +54,8 @@ def test_bad_control_input_is_a_400(api: Api) -> None:
     assert api.post("/sim/faults", {"path": "*", "errcode": 1, "delay": 1}).status_code == 400
     assert api.post("/sim/users", {"openid": "o", "colour": "red"}).status_code == 400
     assert api.post("/sim/users/activity", {"openid": "o", "action": "dance"}).status_code == 400
+    for bad in ({"action": "interact", "kind": "wave"}, {"action": "subscribe", "kind": "click"}):
+        assert api.post("/sim/users/activity", {"openid": "o", **bad}).status_code == 400
     assert api.post("/sim/clock", {"advance": -5}).status_code == 400
 
 

@@ -168,6 +168,80 @@ def test_custom_message_window_and_streak(start_sim) -> None:
     assert send("o_recent") == 45015
 
 
+CUSTOM = "/cgi-bin/message/custom/send"
+
+
+def _custom(api: Api, openid: str, times: int = 1) -> list[int]:
+    """The errcodes of ``times`` customer-service texts to ``openid``."""
+    token = api.token()
+    body = {"touser": openid, "msgtype": "text", "text": {"content": "hi"}}
+    return [api.call(CUSTOM, body, access_token=token)["errcode"] for _ in range(times)]
+
+
+def test_a_user_message_allows_five_custom_messages_in_48_hours(api: Api) -> None:
+    api.sim("/users", {"openid": "o_writer"})
+    assert _custom(api, "o_writer") == [45015]  # a follower who never wrote
+    api.sim("/users/activity", {"openid": "o_writer", "action": "interact"})  # a message
+    assert _custom(api, "o_writer", 6) == [0] * 5 + [45047]
+    api.sim("/clock", {"advance": 47 * 3600})
+    assert _custom(api, "o_writer") == [45047]  # used up until the user writes again
+    api.sim("/users/activity", {"openid": "o_writer", "action": "interact", "kind": "message"})
+    api.sim("/clock", {"advance": 47 * 3600})
+    assert _custom(api, "o_writer", 6) == [0] * 5 + [45047]  # a fresh window
+    api.sim("/clock", {"advance": 3600 + 1})
+    assert _custom(api, "o_writer") == [45015]  # 48 h after the message
+
+
+def test_a_follow_allows_three_custom_messages_within_a_minute(api: Api) -> None:
+    api.sim("/users/activity", {"openid": "o_new", "action": "subscribe", "scene": "card_A"})
+    assert _custom(api, "o_new", 4) == [0, 0, 0, 45047]
+    api.sim("/clock", {"advance": 61})
+    assert _custom(api, "o_new") == [45015]
+    user = api.server.state.user("o_new")
+    assert user["last_interaction"] is None and user["event_streak"] == 3
+
+
+def test_a_menu_click_or_scan_opens_the_one_minute_window(api: Api) -> None:
+    api.sim("/users", {"openid": "o_click"})
+    for kind in ("click", "scan"):
+        api.sim("/users/activity", {"openid": "o_click", "action": "interact", "kind": kind})
+        api.sim("/clock", {"advance": 30})
+        assert _custom(api, "o_click", 4) == [0, 0, 0, 45047]
+        api.sim("/clock", {"advance": 31})
+        assert _custom(api, "o_click") == [45015]
+
+
+def test_the_minute_window_is_used_before_the_48_hour_one(api: Api) -> None:
+    now = api.server.state.clock.now()
+    api.sim("/users", {"openid": "o_both", "last_interaction": now - 3600})
+    assert _custom(api, "o_both", 2) == [0, 0]
+    api.sim("/users/activity", {"openid": "o_both", "action": "interact", "kind": "click"})
+    assert _custom(api, "o_both", 3) == [0, 0, 0]
+    user = api.server.state.user("o_both")
+    assert (user["cs_streak"], user["event_streak"]) == (2, 3)
+    api.sim("/clock", {"advance": 61})
+    assert _custom(api, "o_both", 4) == [0, 0, 0, 45047]  # the 48 h window's last 3
+
+
+def test_seeded_windows_start_unused_unless_told(api: Api) -> None:
+    now = api.server.state.clock.now()
+    api.sim("/users", {"openid": "o_seed", "last_interaction": now - 60, "cs_streak": 4})
+    assert _custom(api, "o_seed", 2) == [0, 45047]
+    api.sim("/users", {"openid": "o_seed", "last_interaction": now - 60})  # seeded afresh
+    assert _custom(api, "o_seed", 6) == [0] * 5 + [45047]
+    api.sim("/users", {"openid": "o_event", "last_event": now - 30})
+    assert _custom(api, "o_event", 4) == [0, 0, 0, 45047]
+    api.sim("/users", {"openid": "o_event", "last_event": now - 61})
+    assert _custom(api, "o_event") == [45015]
+
+
+def test_unfollowing_closes_every_window(api: Api) -> None:
+    api.sim("/users/activity", {"openid": "o_left", "action": "subscribe"})
+    api.sim("/users/activity", {"openid": "o_left", "action": "interact"})
+    api.sim("/users/activity", {"openid": "o_left", "action": "unsubscribe"})
+    assert _custom(api, "o_left") == [45015]
+
+
 def _mass_text(clientmsgid: str | None = None, **audience: object) -> dict:
     body: dict = {"msgtype": "text", "text": {"content": "news"}, **audience}
     if clientmsgid:

@@ -129,19 +129,14 @@ def miniapp_subscribe_send() -> dict[str, Any]:
 @bp.post("/cgi-bin/message/custom/send")
 @token_required(OA)
 def custom_send() -> dict[str, Any]:
-    """Customer-service message: only within 48 h of the user's last interaction (45015),
-    and only so many in a row without the user answering (45047)."""
+    """Customer-service message (§8.1): 5 within 48 h of the user's last message, 3 within
+    a minute of their last follow, QR scan or menu click; 45015 outside, 45047 used up."""
     body = json_body()
     state = sim_state()
     with state.lock:
         _typed_content(body, CUSTOM_TYPES)
         user = state.followers.get(body.get("touser"))
-        last = user.last_interaction
-        if not user.subscribed or last is None or state.clock.now() - last > state.limits.cs_window:
-            raise ApiError(45015)
-        if user.cs_streak >= state.limits.cs_streak_limit:
-            raise ApiError(45047)
-        user.cs_streak += 1
+        user.take_service_message(state.clock.now(), state.limits)
         state.stats.count("sent", "custom")
     return ok()
 

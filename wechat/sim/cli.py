@@ -58,15 +58,16 @@ PUSH_TYPES: dict[str, Builder] = {
         o, key or "TEMPLATE_ID", new_msg_id()
     ),
 }
-# What a push tells the simulator's own state (so user/info etc. agree with what was sent).
+# What a push tells the simulator's own state, as (action, kind) of /sim/users/activity, so
+# that user/info and the customer-service windows agree with what was sent. A VIEW (a menu
+# link) opens no window since mid-2023 (wechat-platform.md §8.1), so it is not mirrored.
 USER_MESSAGES = ("text", "image", "voice", "video", "shortvideo", "location", "link")
-STATE_ACTIONS: dict[str, str] = {
-    **dict.fromkeys(USER_MESSAGES, "interact"),
-    "subscribe": "subscribe",
-    "unsubscribe": "unsubscribe",
-    "scan": "interact",
-    "click": "interact",
-    "view": "interact",
+STATE_ACTIONS: dict[str, tuple[str, str | None]] = {
+    **dict.fromkeys(USER_MESSAGES, ("interact", "message")),
+    "subscribe": ("subscribe", None),
+    "unsubscribe": ("unsubscribe", None),
+    "scan": ("interact", "scan"),
+    "click": ("interact", "click"),
 }
 
 
@@ -205,7 +206,7 @@ def send_command(
     sender = _sender(url or options.callback_url)
     xml = PUSH_TYPES[push_type](sender.pushes, openid, content, key)
     if mirror and push_type in STATE_ACTIONS:
-        _mirror(options.sim_url, openid, STATE_ACTIONS[push_type], unionid, key)
+        _mirror(options.sim_url, openid, *STATE_ACTIONS[push_type], unionid, key)
     for _ in range(max(1, repeat)):
         result = sender.send(xml, mode or options.callback_mode, deliveries)
         _print_result(result)
@@ -227,11 +228,19 @@ def verify_url_command(ctx: click.Context, url: str | None, echostr: str | None)
         ctx.exit(1)
 
 
-def _mirror(sim_url: str, openid: str, action: str, unionid: str | None, scene: str | None) -> None:
+def _mirror(
+    sim_url: str,
+    openid: str,
+    action: str,
+    kind: str | None,
+    unionid: str | None,
+    scene: str | None,
+) -> None:
     """Best effort: a simulator that is not running just misses the update."""
     body = {
         "openid": openid,
         "action": action,
+        "kind": kind,
         "unionid": unionid,
         "scene": scene if action == "subscribe" else None,
     }

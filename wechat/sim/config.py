@@ -24,8 +24,10 @@ class SimLimits:
     web_refresh_ttl: int = 30 * 86400
     template_daily_limit: int = 100_000
     template_dedupe_window: int = 600  # client_msg_id anti-replay window
-    cs_window: int = 48 * 3600
-    cs_streak_limit: int = 20  # consecutive CS messages without a user reply → 45047
+    cs_window: int = 48 * 3600  # customer service after a user's message (§8.1) …
+    cs_streak_limit: int = 5  # … this many messages, then 45047 until they write again
+    cs_event_window: int = 60  # after a follow, QR scan or menu click …
+    cs_event_limit: int = 3  # … this many messages
     mass_user_monthly: int = 4
     mass_to_all_monthly: int = 4
     mass_per_minute: int = 60

@@ -9,9 +9,10 @@ tests and out-of-process ones drive the simulator the same way:
     POST   /sim/faults                   {path|"*", errcode|http_status|delay, times (-1: always)}
     GET    /sim/faults, DELETE /sim/faults
     POST   /sim/tokens/expire|revoke     {appid}: its tokens now answer 42001 / 40001
-    POST   /sim/users                    {openid, unionid?, subscribed?, blocks_templates?, …}
+    POST   /sim/users                    {openid, unionid?, subscribed?, last_interaction?, …}
     GET    /sim/users/<openid>
-    POST   /sim/users/activity           {openid, action: subscribe|unsubscribe|interact, …}
+    POST   /sim/users/activity           {openid, action: subscribe|unsubscribe|interact,
+                                          kind?: message|click|scan (interact), …}
     POST   /sim/miniapp/code             {openid, unionid?} → {code}
     POST   /sim/miniapp/phone-code       {phone, country_code?} → {code}
     POST   /sim/subscribe-grants         {openid, template_id, count} → {remaining}

@@ -30,6 +30,9 @@ from .users import Follower, Followers
 OA = "oa"
 MP = "mp"
 USER_ACTIONS = ("subscribe", "unsubscribe", "interact")
+# What an "interact" was: a message opens the 48 h customer-service window, a menu click
+# (click, scancode_push, scancode_waitmsg) or a follower's QR scan the one-minute one (§8.1).
+INTERACTION_KINDS = ("message", "click", "scan")
 
 
 @dataclass
@@ -133,33 +136,51 @@ class SimState:
         subscribed: bool = True,
         blocks_templates: bool = False,
         last_interaction: float | None = None,
+        last_event: float | None = None,
         **fields: Any,
     ) -> Follower:
         """Seed an official-account user, or reset these fields of a known one (tags stay).
 
         A follower unless ``subscribed`` is false; ``blocks_templates`` makes its template
-        messages end in `failed:user block`; ``last_interaction`` (unix time) opens the 48 h
-        customer-service window.
+        messages end in `failed:user block`; ``last_interaction`` (unix time), the user's last
+        message, opens the 48 h customer-service window, ``last_event`` (their last follow,
+        QR scan or menu click) the one-minute one; both unused unless ``cs_streak`` /
+        ``event_streak`` say how many messages they already took.
         """
         with self.lock:
             known = self.followers.find(openid)
             if known is None and subscribed:
                 fields.setdefault("subscribe_time", int(self.clock.now()))
+            fields.setdefault("cs_streak", 0)
+            fields.setdefault("event_streak", 0)
             return self.followers.upsert(
                 openid,
                 unionid=unionid,
                 subscribed=subscribed,
                 blocks_templates=blocks_templates,
                 last_interaction=last_interaction,
+                last_event=last_event,
                 **fields,
             )
 
     def user_acted(
-        self, openid: str, action: str, unionid: str | None = None, scene: str | None = None
+        self,
+        openid: str,
+        action: str,
+        unionid: str | None = None,
+        scene: str | None = None,
+        kind: str | None = None,
     ) -> Follower:
-        """Mirror a push the user caused: follow (optionally by QR scene), unfollow, or speak."""
+        """Mirror a push the user caused: follow (optionally by QR scene), unfollow, or an
+        interaction of ``kind`` (a message unless told otherwise, as before kinds existed)."""
         if action not in USER_ACTIONS:
             raise ValueError(f"action must be one of {USER_ACTIONS}")
+        if action == "interact":
+            kind = kind or "message"
+            if kind not in INTERACTION_KINDS:
+                raise ValueError(f"kind must be one of {INTERACTION_KINDS}")
+        elif kind is not None:
+            raise ValueError("kind is for action interact only")
         with self.lock:
             now = self.clock.now()
             user = self.followers.find(openid) or self.followers.upsert(openid, subscribed=False)
@@ -173,7 +194,10 @@ class SimState:
                 user.subscribe_scene = "ADD_SCENE_QR_CODE" if scene else "ADD_SCENE_OTHERS"
                 user.qr_scene = int(scene) if scene and scene.isdigit() else 0
                 user.qr_scene_str = scene if scene and not scene.isdigit() else ""
-            user.interacted(now)
+            if kind == "message":
+                user.wrote(now)
+            else:  # a follow, a menu click or a scan
+                user.acted(now)
             return user
 
     def user(self, openid: str) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import SimLimits
 from .errors import ApiError
 
 
@@ -21,8 +22,11 @@ class Follower:
     qr_scene: int = 0
     qr_scene_str: str = ""
     blocks_templates: bool = False  # TEMPLATESENDJOBFINISH then says "failed:user block"
-    last_interaction: float | None = None  # opens the 48 h customer-service window
-    cs_streak: int = 0  # CS messages since the user last spoke (45047)
+    # Customer-service windows (wechat-platform.md §8.1), each opened afresh by its trigger:
+    last_interaction: float | None = None  # the user's last message: 5 CS messages in 48 h
+    cs_streak: int = 0  # CS messages sent since that message (45047 at the limit)
+    last_event: float | None = None  # last follow, QR scan or menu click: 3 in 1 minute
+    event_streak: int = 0  # CS messages sent since that event
     tag_ids: list[int] = field(default_factory=list)
     remark: str = ""
     language: str = "zh_CN"
@@ -49,10 +53,33 @@ class Follower:
         )
         return info
 
-    def interacted(self, at: float) -> None:
-        """The user spoke to the account: a new 48 h window and a fresh CS allowance."""
-        self.last_interaction = at
-        self.cs_streak = 0
+    def wrote(self, at: float) -> None:
+        """The user sent a message: a fresh 48 h customer-service window."""
+        self.last_interaction, self.cs_streak = at, 0
+
+    def acted(self, at: float) -> None:
+        """A follow, QR scan or menu click: a fresh one-minute customer-service window."""
+        self.last_event, self.event_streak = at, 0
+
+    def take_service_message(self, now: float, limits: SimLimits) -> None:
+        """Count one customer-service message against a window the user opened, or refuse:
+        45015 when no window is open (or the user left), 45047 when the open ones are used up.
+
+        The one-minute window is used first: it closes soonest, so the 48 h allowance is
+        kept for later (which one WeChat counts first is not documented).
+        """
+        if not self.subscribed:
+            raise ApiError(45015)
+        event_open = self.last_event is not None and now - self.last_event <= limits.cs_event_window
+        message_open = self.last_interaction is not None and now - self.last_interaction <= (
+            limits.cs_window
+        )
+        if event_open and self.event_streak < limits.cs_event_limit:
+            self.event_streak += 1
+        elif message_open and self.cs_streak < limits.cs_streak_limit:
+            self.cs_streak += 1
+        else:
+            raise ApiError(45047 if event_open or message_open else 45015)
 
 
 class Followers:

@@ -113,13 +113,14 @@ def push_state(app: Flask, push_id: int) -> Push:
 
 def received(sim: SimServer, channel: str, ids: Iterable[str]) -> Counter:
     """Messages WeChat really delivered per openid (not requests: a call refused, retried
-    or answered 45065 delivered nothing more): for custom, the follower's messages since
-    it last spoke; for mass, its mass messages this month; for subscribe, grants used
-    (each granted once)."""
+    or answered 45065 delivered nothing more): for custom, the follower's messages in the
+    windows it opened last (its last message's and its last follow or click's); for mass,
+    its mass messages this month; for subscribe, grants used (each granted once)."""
     state = sim.state
     with state.lock:
         if channel == "custom":
-            return Counter({o: state.followers.get(o).cs_streak for o in ids})
+            users = map(state.followers.get, ids)
+            return Counter({u.openid: u.cs_streak + u.event_streak for u in users})
         if channel == "mass":
             month = state.clock.month()
             return Counter({o: state.outbox._quota.used(("mass-user", o), month) for o in ids})
