@@ -15,7 +15,8 @@ queue in the order they came rather than poll (eight sending threads polling for
 batch's tokens took about nine calls a batch). Nobody is served before the tokens taken
 ahead of it are due, so the rate holds as before, and a burst stays within one second's
 worth plus what sending threads hold in hand (at most ``TAKE_SECONDS`` of the rate each,
-``take_size``). A taker stopped while it waits (a pause) gives its tokens back.
+``take_size``). A taker stopped while it waits (a pause), or whose tokens come only
+after the end it gave (its slice's), gives them back.
 
 What a token is worth (``sending``): one recipient, on every channel, so ``rate_per_s``
 is recipients a second whatever the channel. A customer-service message or subscription
@@ -91,15 +92,22 @@ class TokenBucket:
         its capacity."""
         self._take(keys=[self.key], args=[self.rate, self.capacity, -count])
 
-    def acquire(self, wanted: int = 1, stop: threading.Event | None = None) -> bool:
+    def acquire(self, wanted: int = 1, stop: threading.Event | None = None,
+                until: float | None = None) -> bool:
         """Take ``wanted`` tokens and wait until they are due; False when ``stop`` was set
-        first (a pause must not wait for the rate), the tokens then given back."""
+        first (a pause must not wait for the rate) or they are not due by ``until`` (a
+        ``time.monotonic()`` moment: the end of the taker's slice), the tokens then given
+        back."""
         started = time.monotonic()
         wait = self.take(wanted)
         if wait > 0:
+            pause = wait if until is None else min(wait, max(0.0, until - started))
+            given_up = pause < wait  # due after ``until``: waited for only until then
             if stop is None:
-                time.sleep(wait)
-            elif stop.wait(wait):
+                time.sleep(pause)
+            elif stop.wait(pause):
+                given_up = True
+            if given_up:
                 self.give_back(wanted)
                 return False
         PUSH_RATE_TOKENS.labels(channel=self.channel).inc(wanted)

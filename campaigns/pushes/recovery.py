@@ -4,11 +4,13 @@ jobs again.
 
 - a push paused for a quota whose ``paused_until`` has passed sends again, by itself;
 - a due scheduled push whose start job was lost (Redis flushed) starts;
-- a recipient claimed longer than PUSH_CLAIM_TIMEOUT lost its worker: a customer-service
+- a recipient claimed longer than PUSH_CLAIM_TIMEOUT lost its worker (killed, or stalled:
+  no thread starts a call on a claim that old, ``sending.Slice``): a customer-service
   message or subscription notice may have gone out unrecorded, so it ends ``failed`` /
-  ``interrupted`` and is never resent; a mass recipient whose job was never committed was
-  never called and goes back to pending; one whose job was committed is called again
-  under the job's clientmsgid (WeChat answers 45065 if the first call went through);
+  ``interrupted`` and is never resent (the answer of a stalled call, should it come, is
+  kept); a mass recipient whose job was never committed was never called and goes back
+  to pending; one whose job was committed is called again under the job's clientmsgid
+  (WeChat answers 45065 if the first call went through);
 - a sending push with pending recipients gets its missing chains (their Redis keys
   expired with a killed worker or vanished in a flush);
 - a sending push with nothing pending or claimed is done.

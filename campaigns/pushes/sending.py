@@ -26,7 +26,11 @@ and their answers are recorded, in one statement, in the commit of the thread's 
 claim: one commit a batch. A worker killed mid-push leaves at most threads × claim size
 recipients ``interrupted`` (4 × 12 = 48, under the 50 rows a transaction alerts' send
 job can leave ``sending``; the window WeChat cannot close: a message may have gone out
-whose answer we never kept), every one of them in its thread's batch in flight.
+whose answer we never kept), every one of them in its thread's batch in flight. A thread
+that stalls instead (a call or a read that does not come back) is the same to the sweep:
+no thread starts a call after its slice's time, and a slice lasts at most half of
+PUSH_CLAIM_TIMEOUT, so the sweep never ends a claim whose message might still be sent;
+the answer of the call in flight is kept whenever it comes.
 A Redis lost mid-push (restarted, flushed, unreachable) loses nothing either: every
 Redis read a send needs (its token, the quota guard, the access token) comes before
 WeChat is called, so a thread that finds Redis gone records the answers it has, puts
@@ -202,7 +206,13 @@ class Slice:
     push RQ's bookkeeping and the next job's setup, so slices are long while nobody else
     needs the worker. ``longest`` is drawn from its upper half so that the workers of a
     push, started together, do not all hand over at the same moment: the others take the
-    bucket's tokens meanwhile."""
+    bucket's tokens meanwhile.
+
+    Its sending threads end it at ``last`` themselves (``running``, ``sleep``): no wait of
+    theirs outlasts it, and none starts a call after it, even with the job's watcher stuck
+    (a read that does not come back), so a thread holds its batch for a slice at most,
+    plus the call in flight. ``run_slice`` keeps a slice within half of
+    PUSH_CLAIM_TIMEOUT: no call is made for a claim the sweep may have taken over."""
 
     def __init__(self, plan: Plan, shortest: float, longest: float) -> None:
         self.plan = plan
@@ -217,6 +227,17 @@ class Slice:
         if not self.stop.is_set():
             self.why = why
             self.stop.set()
+
+    def running(self) -> bool:
+        """Whether the slice goes on: not stopped, and its time (``last``) not up."""
+        if time.monotonic() >= self.last:
+            self.halt("slice")
+        return not self.stop.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless the slice stops or its time comes first (False)."""
+        self.stop.wait(max(0.0, min(seconds, self.last - time.monotonic())))
+        return self.running()
 
 
 def run_slice(push_id: int, chain: int, token: str, due: float | None = None) -> None:
@@ -244,7 +265,9 @@ def run_slice(push_id: int, chain: int, token: str, due: float | None = None) ->
         _pause_for_quota(plan, QuotaStop(reason, until))
         chains.end(push_id, chain, token)
         return
-    work = Slice(plan, float(config["PUSH_JOB_SECONDS"]), float(config["PUSH_JOB_MAX_SECONDS"]))
+    lease = float(config["PUSH_CLAIM_TIMEOUT"]) / 2  # the sweep's after PUSH_CLAIM_TIMEOUT
+    work = Slice(plan, min(float(config["PUSH_JOB_SECONDS"]), lease),
+                 min(float(config["PUSH_JOB_MAX_SECONDS"]), lease))
     threads = 1 if plan.channel == MASS else int(config["PUSH_SEND_THREADS"])
     worker = _mass_worker if plan.channel == MASS else _single_worker
     app = current_app._get_current_object()
@@ -272,28 +295,34 @@ def _watch(work: Slice, pool: list[threading.Thread], push_id: int, chain: int, 
     hours every PUSH_STATE_CHECK_SECONDS, so a pause holds within a second; past the
     slice's shortest time, look whether alerts wait for this worker (a length per queue)."""
     check = float(config["PUSH_STATE_CHECK_SECONDS"])
-    while alive := [thread for thread in pool if thread.is_alive()]:
-        alive[0].join(check)
-        if work.stop.is_set():
-            continue
-        now = time.monotonic()
-        if now >= work.last or (now >= work.deadline and chains.others_waiting()):
-            work.halt("slice")
-            continue
-        with db.engine.connect() as connection:
-            state = connection.scalar(select(Push.state).where(Push.id == push_id))
-        if state != SENDING:
-            work.halt("state")
-        elif quiet_hours.is_quiet(work.plan.quiet_from, work.plan.quiet_to, utcnow()):
-            work.halt("quiet")
-        else:
-            try:
-                if not chains.current(push_id, chain, token):
-                    work.halt("superseded")
-            except RedisError:
-                _redis_lost(work)  # its threads stop too, before this job ends
-    for thread in pool:
-        thread.join()
+    try:
+        while alive := [thread for thread in pool if thread.is_alive()]:
+            alive[0].join(check)
+            if not work.running():
+                continue
+            if time.monotonic() >= work.deadline and chains.others_waiting():
+                work.halt("slice")
+                continue
+            with db.engine.connect() as connection:
+                state = connection.scalar(select(Push.state).where(Push.id == push_id))
+            if state != SENDING:
+                work.halt("state")
+            elif quiet_hours.is_quiet(work.plan.quiet_from, work.plan.quiet_to, utcnow()):
+                work.halt("quiet")
+            else:
+                try:
+                    if not chains.current(push_id, chain, token):
+                        work.halt("superseded")
+                except RedisError:
+                    _redis_lost(work)  # its threads stop too, before this job ends
+    except BaseException:
+        # The job fails (the database lost, RQ's job timeout): its threads stop first and
+        # put back what they have not sent, rather than go on with nobody to end the slice.
+        work.halt("error")
+        raise
+    finally:
+        for thread in pool:
+            thread.join()
 
 
 def _after_slice(work: Slice, push_id: int, chain: int, token: str) -> None:
@@ -301,16 +330,26 @@ def _after_slice(work: Slice, push_id: int, chain: int, token: str) -> None:
     if work.why == "quiet":
         at = quiet_hours.quiet_until(plan.quiet_from, plan.quiet_to, utcnow())
         chains.hand_over(push_id, chain, token, at=at)
-    elif work.why in ("slice", None) and not work.exhausted:
-        chains.hand_over(push_id, chain, token)
+    elif work.why in ("slice", None):
+        # A thread found nothing left, but threads stopped later with part of a batch unsent
+        # put it back: then the chain goes on for it, not the sweep a period later.
+        if work.exhausted and not _pending(push_id):
+            chains.end(push_id, chain, token)
+            finish(push_id)
+        else:
+            chains.hand_over(push_id, chain, token)
     elif work.why in ("superseded", "redis"):
         # Another job holds the chain, or Redis is lost: then the chain's key went with it
         # or expires, and the sweep starts the chain again once Redis answers.
         return
     else:
         chains.end(push_id, chain, token)
-        if work.exhausted and work.why in ("slice", None):
-            finish(push_id)
+
+
+def _pending(push_id: int) -> bool:
+    with db.engine.connect() as connection:
+        return bool(connection.scalar(select(exists().where(
+            _T.c.push_id == push_id, _T.c.state == RECIPIENT_PENDING))))
 
 
 def finish(push_id: int) -> bool:
@@ -355,7 +394,7 @@ def _single_worker(app: Flask, work: Slice) -> None:
         window = timedelta(seconds=config["PUSH_CUSTOM_WINDOW"])
         outcomes: list[Outcome] = []
         try:
-            while not work.stop.is_set():
+            while work.running():
                 sendable = _claim_sendable(connection, plan, claim, size, window, outcomes)
                 outcomes = []
                 if sendable is None:
@@ -387,7 +426,7 @@ def _send_batch(connection: Connection, plan: Plan, batch: list[Recipient], take
     api = APIS[plan.channel]
     called = 0
     try:
-        while called < len(batch) and not work.stop.is_set():
+        while called < len(batch) and work.running():
             wanted = min(take, len(batch) - called)
             granted = _turn(bucket, guard, api, wanted, work)
             due = called + granted
@@ -395,7 +434,7 @@ def _send_batch(connection: Connection, plan: Plan, batch: list[Recipient], take
                 outcomes.append(_send_one(plan, batch[called], work, config))
                 called += 1
             if called < due and work.why != "redis":
-                # Stopped with tokens in hand (a slice's end, a pause): they go back, for
+                # Stopped with tokens in hand (the slice's end, a pause): they go back, for
                 # the next slice.
                 with contextlib.suppress(RedisError):
                     bucket.give_back(due - called)
@@ -411,13 +450,15 @@ def _turn(bucket: rate.TokenBucket, guard: QuotaGuard, api: str, wanted: int,
           work: Slice) -> int:
     """The tokens of the next ``wanted`` sends, taken in one go (one Redis call, then a
     wait until they are due) and counted against today's quota: how many of them may go.
-    0 when the slice stopped meanwhile or Redis is lost (restarting: nothing is called
-    without the shared rate); fewer than ``wanted`` when marketing's share of the quota is
-    used up (alerts keep theirs). Sends counted but then not made (the slice stopped
-    meanwhile) stay counted: the guard errs by at most a take per thread, on the safe
-    side."""
+    0 when the slice stopped meanwhile, or ended because they come only after its time
+    (the thread ends it then, as its watcher would), or Redis is lost (restarting: nothing
+    is called without the shared rate); fewer than ``wanted`` when marketing's share of
+    the quota is used up (alerts keep theirs). Sends counted but then not made (the slice
+    stopped meanwhile) stay counted: the guard errs by at most a take per thread, on the
+    safe side."""
     try:
-        if not bucket.acquire(wanted, work.stop):
+        if not bucket.acquire(wanted, work.stop, work.last):
+            work.halt("slice")  # unless stopped already: its time is up
             return 0
         return guard.take(api, wanted, MARKETING)
     except RedisError:
@@ -426,12 +467,13 @@ def _turn(bucket: rate.TokenBucket, guard: QuotaGuard, api: str, wanted: int,
 
 
 def _ready_to_call(work: Slice) -> bool:
-    """Whether the next call may go: the slice still runs, and the access token is held.
+    """Whether the next call may go: the slice still runs (its time not up), and the
+    access token is held.
 
     The token is read here, into the thread's hold (``TokenStore.held``), so that a Redis
     lost right now stops the send before WeChat is called rather than inside the call,
     where the recipient would have to end interrupted."""
-    if work.stop.is_set():
+    if not work.running():
         return False
     try:
         # No token from WeChat now: the send asks again, and its retries decide.
@@ -492,15 +534,16 @@ def _send_one(plan: Plan, recipient: Recipient, work: Slice,
 
 def _wait_to_retry(error: WeChatAPIError, round_: int, work: Slice,
                    config: Mapping[str, Any]) -> bool:
-    """Back off before another round; False when the slice stopped meanwhile (the send
-    then ends failed: a timed-out call may have gone through, so it is never put back)."""
+    """Back off before another round; False when the slice stopped or its time came
+    meanwhile (the send then ends failed: a timed-out call may have gone through, so it is
+    never put back)."""
     if isinstance(error, UserRateLimited):
         delay = float(config["PUSH_RATE_LIMITED_DELAY"])
     else:
         delay = float(config["PUSH_RETRY_BASE_DELAY"]) * 2 ** round_
     log.info("push send retried: WeChat unavailable",
              extra={"push_id": work.plan.id, "errcode": outcome_label(error), "delay": delay})
-    return not work.stop.wait(delay)
+    return work.sleep(delay)
 
 
 def _failed(plan: Plan, recipient: Recipient, error: WeChatAPIError) -> Outcome:
@@ -535,7 +578,7 @@ def _mass_worker(app: Flask, work: Slice) -> None:
         chunk = rate.mass_call_size(plan.rate_per_s, int(config["PUSH_MASS_CHUNK"]))
         bucket = rate.push_bucket(redis, plan.id, plan.rate_per_s, plan.channel, chunk)
         calls = rate.mass_call_bucket(redis, int(config["PUSH_MASS_CALLS_PER_MINUTE"]))
-        while not work.stop.is_set():
+        while work.running():
             claimed = _claim(connection, plan.id, chunk)
             if not claimed:
                 work.exhausted = True
@@ -544,12 +587,13 @@ def _mass_worker(app: Flask, work: Slice) -> None:
             if job is None:
                 continue
             try:
-                ready = (bucket.acquire(len(job.recipients), work.stop)
-                         and calls.acquire(1, work.stop))
+                ready = (bucket.acquire(len(job.recipients), work.stop, work.last)
+                         and calls.acquire(1, work.stop, work.last))
             except RedisError:
                 _redis_lost(work)
                 ready = False
             if not ready:
+                work.halt("slice")  # unless stopped already: the tokens come after its time
                 _drop_mass_job(connection, job)
                 return
             try:

@@ -1,5 +1,6 @@
 """Helpers of the sending engine's tests: pushes and their frozen recipients written straight
-to the models (as approval leaves them), followers on both sides, what WeChat received."""
+to the models (as approval leaves them), followers on both sides, what WeChat received, the
+workers' last log lines."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -136,3 +138,11 @@ def requested(sim: SimServer, path: str) -> Counter:
         for openid in target if isinstance(target, list) else [target]:
             counts[openid] += 1
     return counts
+
+
+def log_tails(logs: Iterable[Path], lines: int = 20) -> str:
+    """The last ``lines`` of each worker's log, without the line per WeChat call: what a
+    test that waited in vain prints."""
+    return "\n".join(f"--- {log.name}\n" + "\n".join(
+        [line[:300] for line in log.read_text().splitlines()
+         if '"wechat call"' not in line][-lines:]) for log in logs)

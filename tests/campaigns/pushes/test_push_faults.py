@@ -1,5 +1,7 @@
 """WeChat failing (-1, 45009, 45028, slowly), pauses, a worker killed mid-push, Redis
-flushed mid-push: no recipient lost, none sent twice; only in-flight ones interrupted.
+flushed mid-push, a job's watcher failing or stuck, a thread stalled past the claim
+timeout: no recipient lost, none sent twice; only in-flight ones interrupted; no thread
+sends past its slice.
 
 In process first (the jobs run here, a death played by an exception), then with real
 ``flask worker`` processes on PostgreSQL and a private redis-server: one SIGKILLed while
@@ -26,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
-from campaigns.pushes import sending, tasks
+from campaigns.pushes import quiet_hours, rate, sending, tasks
 from campaigns.pushes.models import Push, PushDelivery
 from config.settings import BASE, load_settings
 from core.db import db, utcnow
@@ -35,6 +37,7 @@ from tests.campaigns.pushes.engine import (
     CUSTOM_PATH,
     add_followers,
     age_claims,
+    log_tails,
     make_push,
     openids,
     outcomes,
@@ -91,8 +94,11 @@ def test_minus_one_for_ever_fails_with_the_errcode_and_the_push_goes_on(
 
 
 def test_45009_pauses_the_push_until_the_reset_and_it_resumes_by_itself(
-        app, sim, run_jobs):
+        app, sim, run_jobs, monkeypatch):
     ids = _followers(app, sim, "Daily", 4)
+    # One thread: the fault refuses one call only, and on PostgreSQL a second thread can
+    # claim a row beside the first and send it before the pause (WeChat refuses them all).
+    monkeypatch.setitem(app.config, "PUSH_SEND_THREADS", 1)
     sim_fault(sim, path=CUSTOM_PATH, errcode=45009)
     push_id = make_push(app, "custom", ids)
     start(app, push_id, run_jobs)
@@ -225,6 +231,133 @@ def test_redis_flushed_mid_push_the_sweep_recovers_and_nothing_doubles(
     assert push_state(app, push_id).state == "done"
 
 
+def _push_threads(push_id):
+    return [t for t in threading.enumerate() if t.name.startswith(f"push-{push_id}-")]
+
+
+def test_a_row_put_back_after_another_thread_found_none_left_is_sent_by_the_chain(
+        app, sim, run_jobs, monkeypatch):
+    """One thread finds nothing left to claim while the other still holds a row it has not
+    sent; the slice then ends and that row goes back to pending: the chain goes on and
+    sends it, rather than end and leave it to the sweep a period later."""
+    ids = _followers(app, sim, "PutBack", 3)
+    monkeypatch.setitem(app.config, "PUSH_CHAINS", 1)
+    monkeypatch.setitem(app.config, "PUSH_SEND_THREADS", 2)
+    monkeypatch.setitem(app.config, "PUSH_CLAIM_SIZE", 2)  # one thread claims 2, the other 1
+    slices = []
+    real_worker = sending._single_worker
+
+    def seen(app_, work):
+        slices.append(work)
+        real_worker(app_, work)
+
+    takes = Counter()
+    real_acquire = rate.TokenBucket.acquire
+
+    def second_take_after_the_other_found_none(bucket, wanted, *args):
+        takes[threading.get_ident()] += 1
+        first = slices[0]
+        if takes[threading.get_ident()] == 2 and not first.stop.is_set():
+            # The row of this thread's batch still to send: the other thread meanwhile sent
+            # its one row and found nothing more; then the slice's time is up.
+            give_up = time.monotonic() + 5
+            while not first.exhausted and time.monotonic() < give_up:
+                time.sleep(0.01)
+            first.halt("slice")
+        return real_acquire(bucket, wanted, *args)
+
+    monkeypatch.setattr(sending, "_single_worker", seen)
+    monkeypatch.setattr(rate.TokenBucket, "acquire", second_take_after_the_other_found_none)
+    push_id = make_push(app, "custom", ids, rate_per_s=10)  # a token a take, all there
+    start(app, push_id, run_jobs)
+    assert slices[0].exhausted
+    assert outcomes(app, push_id) == {("sent", None): 3}
+    assert received(sim, "custom", ids) == {o: 1 for o in ids}
+    assert push_state(app, push_id).state == "done"
+
+
+def test_a_job_that_fails_while_its_threads_send_stops_them_and_puts_their_rows_back(
+        app, sim, run_jobs, monkeypatch):
+    """The job's watcher raises (a read that fails) while a thread waits for its tokens:
+    the thread stops and its unsent rows go back to pending before the job fails, rather
+    than go on sending with nobody to end the slice."""
+    ids = _followers(app, sim, "WatchFails", 6)
+    monkeypatch.setitem(app.config, "PUSH_CHAINS", 1)
+    monkeypatch.setitem(app.config, "PUSH_SEND_THREADS", 1)
+    monkeypatch.setitem(app.config, "PUSH_STATE_CHECK_SECONDS", 0.1)
+
+    def read_fails(*args):
+        raise RuntimeError("the watcher's read failed")
+
+    monkeypatch.setattr(quiet_hours, "is_quiet", read_fails)
+    # 2/s: the first claim's two rows go at once (a full bucket), the second claim's first
+    # row waits half a second for its token: the watcher fails at its first check, 0.1 s.
+    push_id = make_push(app, "custom", ids, rate_per_s=2)
+    start(app, push_id, run_jobs)
+    assert not _push_threads(push_id)
+    counted = outcomes(app, push_id)
+    assert set(counted) == {("sent", None), ("pending", None)}, counted  # none left claimed
+    assert sum(received(sim, "custom", ids).values()) == counted[("sent", None)]
+
+
+def test_a_thread_ends_its_slice_on_time_while_the_watcher_is_stuck(
+        app, sim, run_jobs, monkeypatch):
+    """The watcher's read does not come back for 3 s; the slice's time is up at 0.5 s and
+    its thread's next token is due at 1 s: the thread gives it back and ends the slice
+    itself at 0.5 s, its row goes back; the next job sends it once the watcher is back."""
+    ids = _followers(app, sim, "WatchStuck", 2)
+    monkeypatch.setitem(app.config, "PUSH_CHAINS", 1)
+    monkeypatch.setitem(app.config, "PUSH_SEND_THREADS", 1)
+    monkeypatch.setitem(app.config, "PUSH_STATE_CHECK_SECONDS", 0.1)
+    monkeypatch.setitem(app.config, "PUSH_JOB_SECONDS", 0.5)
+    monkeypatch.setitem(app.config, "PUSH_JOB_MAX_SECONDS", 0.5)
+    real_is_quiet = quiet_hours.is_quiet
+    stuck = []
+
+    def stuck_once(*args):
+        if not stuck:
+            stuck.append(time.monotonic())
+            time.sleep(3.0)
+        return real_is_quiet(*args)
+
+    monkeypatch.setattr(quiet_hours, "is_quiet", stuck_once)
+    push_id = make_push(app, "custom", ids, rate_per_s=1)  # one claim, one token at a time
+    start(app, push_id, run_jobs)
+    first, second = sorted(call["time"] for call in sim_calls(sim, CUSTOM_PATH))
+    assert second - first > 2.5, second - first  # not at 1 s: only after the watcher is back
+    assert outcomes(app, push_id) == {("sent", None): 2}
+    assert push_state(app, push_id).state == "done"
+
+
+def test_a_stalled_thread_leaves_its_batch_to_the_sweep_and_calls_none_of_it_after(
+        app, sim, run_jobs, monkeypatch):
+    """A call that does not come back for longer than PUSH_CLAIM_TIMEOUT: meanwhile the
+    sweep ends the thread's batch interrupted (the push is done). When the call returns,
+    its answer and the one before are kept, and the rest of the batch is never called: a
+    slice lasts at most half of PUSH_CLAIM_TIMEOUT, and no call starts after it."""
+    ids = _followers(app, sim, "Stalled", 4)
+    monkeypatch.setitem(app.config, "PUSH_CHAINS", 1)
+    monkeypatch.setitem(app.config, "PUSH_SEND_THREADS", 1)
+    monkeypatch.setitem(app.config, "PUSH_CLAIM_SIZE", 4)
+    monkeypatch.setitem(app.config, "PUSH_CLAIM_TIMEOUT", 2)
+    real_send = sending.messages.send
+
+    def stall_on_the_second(client, api, body):
+        if body["touser"] == ids[1]:
+            time.sleep(2.5)  # the batch is older than PUSH_CLAIM_TIMEOUT now
+            assert tasks.sweep()["interrupted"] == 4  # this thread's app context
+        return real_send(client, api, body)
+
+    monkeypatch.setattr(sending.messages, "send", stall_on_the_second)
+    push_id = make_push(app, "custom", ids)  # one batch of four, its tokens at once
+    start(app, push_id, run_jobs)
+    assert outcomes(app, push_id) == {("sent", None): 2, ("failed", "interrupted"): 2}
+    assert requested(sim, CUSTOM_PATH) == {ids[0]: 1, ids[1]: 1}
+    assert received(sim, "custom", ids) == {ids[0]: 1, ids[1]: 1, ids[2]: 0, ids[3]: 0}
+    assert push_state(app, push_id).state == "done"
+    assert not _push_threads(push_id)
+
+
 # -- real workers: a SIGKILL, a Redis restart -----------------------------------------------------
 # Two `flask worker` processes on a scratch PostgreSQL database and a private redis-server
 # (no persistence: a restart loses every job, chain key and bucket), the simulator answering
@@ -262,9 +395,7 @@ class RealEngine:
             return 0
 
     def tails(self) -> str:
-        return "\n".join(f"--- {log.name}\n" + "\n".join(
-            [line[:300] for line in log.read_text().splitlines()
-             if '"wechat call"' not in line][-20:]) for log in self.logs)
+        return log_tails(self.logs)
 
 
 @pytest.fixture

@@ -19,13 +19,15 @@ from tests.campaigns.pushes.engine import (
     CUSTOM_PATH,
     MASS_PATH,
     add_followers,
+    log_tails,
     make_push,
     openids,
     outcomes,
+    push_state,
     received,
     start,
 )
-from tests.core.test_worker_outage import _environment, _start_worker, _stop
+from tests.core.test_worker_outage import _environment, _start_worker, _stop, _wait
 from tests.fixtures.redis import REAL_REDIS_URL
 from tests.fixtures.sim import sim_calls
 
@@ -80,6 +82,17 @@ def test_a_stop_while_waiting_gives_the_tokens_back(app):
         assert 0.8 < bucket.take(10) <= 1.0  # the stopped take's tokens are not owed
 
 
+def test_tokens_not_due_by_the_end_given_are_waited_for_only_until_then_and_given_back(app):
+    with app.app_context():
+        bucket = rate.push_bucket(app.extensions["redis"], 995, 10, "custom")
+        assert bucket.acquire(10)
+        started = time.monotonic()
+        # Due in a second; the taker's slice ends in a tenth of one.
+        assert not bucket.acquire(10, threading.Event(), until=started + 0.1)
+        assert 0.09 < time.monotonic() - started < 0.5
+        assert 0.8 < bucket.take(10) <= 1.0  # the tokens given up are not owed
+
+
 @pytest.mark.parametrize(("rate_per_s", "sizes", "apart"), [(3, [3, 3, 3], 1.0),
                                                             (1, [2, 2], 2.0)])
 def test_a_mass_call_carries_one_seconds_worth_and_takes_a_token_per_openid(
@@ -129,13 +142,13 @@ def test_two_workers_together_hold_the_rate(app, sim, backend, database_url, red
         push_id = make_push(app, "custom", ids, rate_per_s=RATE)
         with app.app_context():
             enqueue(tasks.start_push, push_id, queue=tasks.QUEUE)
-        deadline = time.monotonic() + STEADY_SECONDS + 60
-        while outcomes(app, push_id).get(("sent", None), 0) < RECIPIENTS:
-            assert time.monotonic() < deadline, outcomes(app, push_id)
-            time.sleep(0.5)
+        _wait("the push done", lambda: push_state(app, push_id).state == "done",
+              STEADY_SECONDS + 60, every=0.5,
+              explain=lambda: _what_the_push_was_doing(app, sim, push_id, logs))
     finally:
         for worker in workers:
             _stop(worker)
+    assert outcomes(app, push_id) == {("sent", None): RECIPIENTS}
     times = sorted(call["time"] for call in sim_calls(sim, CUSTOM_PATH))
     assert len(times) == RECIPIENTS
     assert received(sim, "custom", ids) == {o: 1 for o in ids}
@@ -147,3 +160,17 @@ def test_two_workers_together_hold_the_rate(app, sim, backend, database_url, red
     assert busiest <= 2 * RATE + 2  # one second's worth of burst at most, plus the rate
     for log in logs:  # both workers shared the push
         assert "send_batch" in log.read_text(), log.read_text()[-2000:]
+
+
+def _what_the_push_was_doing(app, sim, push_id, logs):
+    """For a push that did not finish: its recipients, WeChat's calls, its keys in Redis
+    (the bucket, the chains) with Redis's clock beside ours, and the workers' last lines."""
+    redis = app.extensions["redis"]
+    keys = {key.decode(): redis.hgetall(key) if redis.type(key) == b"hash" else redis.get(key)
+            for pattern in (f"pushes:rate:{push_id}", f"pushes:chain:{push_id}:*")
+            for key in redis.scan_iter(pattern)}
+    seconds, micro = redis.time()
+    return (f"{dict(outcomes(app, push_id))}; WeChat called "
+            f"{len(sim_calls(sim, CUSTOM_PATH))} times; {keys}; Redis's clock "
+            f"{seconds + micro / 1e6 - time.time():+.3f} s from ours; "
+            f"load {os.getloadavg()}\n{log_tails(logs, 40)}")
