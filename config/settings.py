@@ -288,7 +288,7 @@ BASE: dict[str, Any] = {
     # A recipient claimed this long ago (s) and never answered lost its worker: failed /
     # interrupted, never resent (a mass job is asked again under its clientmsgid instead).
     # It must outlast a legitimate send: a few calls, each up to WECHAT_RETRY_ATTEMPTS
-    # timeouts, times PUSH_SEND_RETRIES rounds.
+    # timeouts, times PUSH_SEND_RETRIES rounds. A send job's slice lasts at most half of it.
     "PUSH_CLAIM_TIMEOUT": 300,
     # WeChat unavailable (-1, 5xx, timeouts) through the client's own retries: this many
     # more rounds, PUSH_RETRY_BASE_DELAY s apart (doubled each), then failed with the errcode.
