@@ -38,6 +38,7 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 from rq.job import Job
 
+from core import kv
 from core.logs import job_context
 from core.schedule import start_ticker
 
@@ -207,10 +208,20 @@ def wait_for_redis(connection: redis.Redis, cause: BaseException, backoff: Backo
     return False
 
 
+def rq_connection(app: Flask) -> redis.Redis:
+    """A Redis client for an RQ worker, apart from the app's.
+
+    RQ raises its client's socket timeout to outwait its blocking pop (Worker.
+    _set_connection), in the client's connection pool: on the app's handle every Redis call
+    of a job (rate buckets, chain keys, the quota guard) could then hang for minutes on a
+    Redis that stopped answering. RQ gets a client and a pool of its own."""
+    return kv.connect(app.config["REDIS_URL"])
+
+
 def run(app: Flask, queue_names: list[str], burst: bool) -> None:
     """Work the queues until stopped, or with ``burst`` until they are empty, starting a
     fresh RQ worker after each Redis outage."""
-    connection = app.extensions["redis"]
+    connection = rq_connection(app)
     start_ticker(app)  # periodic jobs (core.schedule): whichever worker ticks first enqueues
     while True:
         worker: AppWorker | None = None

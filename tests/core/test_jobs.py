@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
-from core import jobs
+from core import jobs, worker
 from core.db import db
 from members.holders.models import Follower
 
@@ -52,3 +53,14 @@ def test_jobs_at_a_time_go_to_the_scheduler(app):
         job_id = jobs.enqueue(record_follower, "oLater", at=at)
     registry = ScheduledJobRegistry("default", connection=app.extensions["redis"])
     assert job_id in registry.get_job_ids()
+
+
+def test_a_worker_leaves_the_apps_redis_timeout_as_it_was(app):
+    """RQ raises its client's socket timeout (to outwait its blocking pop); the jobs' own
+    Redis calls must keep the app's short one, or a silent Redis hangs them for minutes."""
+    if app.extensions["redis_embedded"]:
+        pytest.skip("the worker needs real Redis")
+    kwargs = app.extensions["redis"].connection_pool.connection_kwargs
+    before = kwargs["socket_timeout"]
+    worker.run(app, ["default"], burst=True)
+    assert kwargs["socket_timeout"] == before == 5
