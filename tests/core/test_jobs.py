@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
@@ -55,12 +56,15 @@ def test_jobs_at_a_time_go_to_the_scheduler(app):
     assert job_id in registry.get_job_ids()
 
 
-def test_a_worker_leaves_the_apps_redis_timeout_as_it_was(app, monkeypatch):
+def test_an_rq_worker_leaves_the_apps_redis_timeout_as_it_was(app, monkeypatch):
     """RQ raises its client's socket timeout (to outwait its blocking pop); the jobs' own
     Redis calls must keep the app's short one, or a silent Redis hangs them for minutes."""
     if app.extensions["redis_embedded"]:
         pytest.skip("the worker needs real Redis")
     kwargs = app.extensions["redis"].connection_pool.connection_kwargs
     monkeypatch.setitem(kwargs, "socket_timeout", 5)  # as kv.connect sets it
-    worker.run(app, ["default"], burst=True)
+    connection = worker.rq_connection(app)
+    worker.AppWorker([Queue("default", connection=connection)], connection=connection)
+    assert connection.connection_pool.connection_kwargs["socket_timeout"] > 5  # RQ's own
     assert kwargs["socket_timeout"] == 5
+    connection.close()
